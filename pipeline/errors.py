@@ -1,0 +1,25 @@
+"""Errors that end a run with a message a user can act on.
+
+Exit codes (``sluice`` CLI): 0 ok, 2 bad config or input (``UserError``), 1 any other failure.
+"""
+
+
+class UserError(Exception):
+    """Bad config, data or arguments: the run stops before (or without) writing output."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config key is unknown, mistyped or out of range."""
+
+
+class DataError(UserError):
+    """Input data fails a check at the door. Names the file, the field and what was expected."""
+
+    def __init__(self, path, field: str, expected: str, found: str | None = None):
+        self.path, self.field, self.expected, self.found = str(path), field, expected, found
+        msg = f"{path}: field '{field}': expected {expected}"
+        if found is not None:
+            msg += f", found {found}"
+        super().__init__(msg)

@@ -23,3 +23,7 @@ class DataError(UserError):
         if found is not None:
             msg += f", found {found}"
         super().__init__(msg)
+
+    def __reduce__(self):
+        # Ray ships exceptions between processes by pickling; keep the structured fields.
+        return (type(self), (self.path, self.field, self.expected, self.found))

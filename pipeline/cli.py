@@ -1,0 +1,108 @@
+"""``sluice``: run a pipeline or one stage of it.
+
+    sluice run CONFIG [key.sub=value ...] [--run-dir DIR] [--address ADDR]
+    sluice ingest|graph|train|evaluate CONFIG [...]   (runs that stage and any stale inputs)
+
+Exit codes: 0 ok, 2 bad config or input, 1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.errors import UserError
+
+STAGE_COMMANDS = ("ingest", "graph", "train", "evaluate")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sluice", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {"run": "run the whole pipeline (skipping stages whose outputs are current)",
+             "ingest": "prepare the weather Zarr (writes the synthetic source if configured)",
+             "graph": "build the multi-scale grid/mesh graph",
+             "train": "train the task's model with Ray Train (DDP)",
+             "evaluate": "score the trained model on the test period"}
+    for name, text in helps.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        sp.add_argument("config", help="YAML experiment config (see configs/)")
+        sp.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="config overrides, e.g. train.max_steps=50")
+        sp.add_argument("--run-dir", type=Path, default=None,
+                        help="where artifacts go (default: runs/<config name>)")
+        sp.add_argument("--address", default=None,
+                        help="Ray cluster to attach to (default: $RAY_ADDRESS, else an embedded "
+                             "local cluster)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+
+    console = Console()
+    try:
+        return _run(args, console)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args, console) -> int:
+    from pipeline.config import load_config
+
+    # Validate everything before Ray starts or any directory is made.
+    cfg = load_config(args.config, args.overrides)
+    cfg_dict = cfg.model_dump(mode="json")
+    run_dir = args.run_dir or Path("runs") / cfg.name
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir}: exists and is not a directory")
+
+    from pipeline.cluster import connect
+    from pipeline.runner import run_stages, summary_table
+    from pipeline.stages import pipeline_stages
+
+    stages = pipeline_stages(cfg_dict)
+    targets = list(stages) if args.command == "run" else [args.command]
+    if targets[0] not in stages:
+        raise UserError(f"stage '{args.command}' is not part of a '{cfg.train.task}' pipeline; "
+                        f"its stages are {list(stages)}")
+    cluster = connect(args.address, cfg.ray.num_cpus)
+    console.print(f"Ray cluster {cluster['gcs_address']} "
+                  f"({'embedded' if cluster['embedded'] else 'attached'}); run dir {run_dir}")
+    manifest = run_stages(stages, cfg_dict, run_dir, targets, cluster, console)
+    ran = [s for s in stages if s in manifest["stages"]]
+    console.print(summary_table(manifest, run_dir.resolve(), ran))
+    _print_results(console, run_dir, cfg_dict, ran)
+    return 0
+
+
+def _print_results(console, run_dir: Path, cfg: dict, ran: list[str]) -> None:
+    import json
+
+    run_dir = run_dir.resolve()
+    if "train" in ran:
+        console.print(f"checkpoint: {run_dir / 'train' / 'checkpoint'}")
+    scores = run_dir / "evaluate" / "scores.json"
+    if "evaluate" in ran and scores.is_file():
+        console.print(f"scores:     {scores}")
+        png = run_dir / "evaluate" / "scores.png"
+        if png.is_file():
+            console.print(f"plot:       {png}")
+        s = json.loads(scores.read_text())
+        for name, v in s.get("variables", {}).items():
+            r = v["rmse"]
+            console.print(f"  {name:<26} RMSE model {r['model']:10.4g}  persistence "
+                          f"{r['persistence']:10.4g}  skill {v['skill_vs_persistence']:+.3f}")
+        if "test_accuracy" in s:
+            console.print(f"  test accuracy {s['test_accuracy']:.3f} (chance {s['chance']})")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

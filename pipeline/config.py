@@ -1,0 +1,230 @@
+"""Experiment config: YAML validated by pydantic before Ray starts or any directory is made.
+
+A config is one YAML file plus ``key.sub=value`` overrides from the command line. Each top-level
+section feeds one stage (``data`` → ingest, ``graph`` → graph, ``model``+``train`` → train,
+``evaluate`` → evaluate), and that section is what the stage's fingerprint hashes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+
+class Section(BaseModel):
+    # extra="forbid": a misspelt key fails loudly instead of silently taking a default.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Period = tuple[dt.datetime, dt.datetime]
+
+
+class SyntheticConfig(Section):
+    start: dt.datetime = dt.datetime(2020, 1, 1)
+    end: dt.datetime = dt.datetime(2020, 2, 29, 18)
+    n_lat: Annotated[int, Field(ge=8, le=721)] = 32
+    n_lon: Annotated[int, Field(ge=16, le=1440)] = 64
+    levels: tuple[int, ...] = (500, 850)
+    seed: int = 0
+
+
+class PeriodsConfig(Section):
+    train: Period = (dt.datetime(2020, 1, 1), dt.datetime(2020, 2, 9, 18))
+    val: Period = (dt.datetime(2020, 2, 10), dt.datetime(2020, 2, 19, 18))
+    test: Period = (dt.datetime(2020, 2, 20), dt.datetime(2020, 2, 29, 18))
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PeriodsConfig:
+        for name in ("train", "val", "test"):
+            start, end = getattr(self, name)
+            if end < start:
+                raise ValueError(f"{name}: end {end} is before start {start}")
+        return self
+
+
+class DataConfig(Section):
+    # "synthetic" writes the deterministic synthetic ERA5-style store inside the ingest stage;
+    # anything else is a path to an ERA5/WeatherBench2-style Zarr store or NetCDF file.
+    source: str = "synthetic"
+    synthetic: SyntheticConfig = SyntheticConfig()
+    variables: tuple[str, ...] = (
+        "geopotential@500",
+        "temperature@850",
+        "2m_temperature",
+        "u_component_of_wind@500",
+        "v_component_of_wind@500",
+    )
+    periods: PeriodsConfig = PeriodsConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _source_exists(cls, v: str) -> str:
+        if v != "synthetic" and "://" not in v and not Path(v).exists():
+            raise ValueError(f"file or store not found: {v} (or use 'synthetic')")
+        return v
+
+    @field_validator("variables")
+    @classmethod
+    def _nonempty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("at least one variable is needed")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate variables in {list(v)}")
+        return v
+
+
+class GraphConfig(Section):
+    mesh_levels: Annotated[int, Field(ge=0, le=6)] = 2
+    radius_fraction: Annotated[float, Field(gt=0, le=2)] = 0.6
+
+
+class ModelConfig(Section):
+    hidden: Annotated[int, Field(ge=2, le=1024)] = 32
+    processor_layers: Annotated[int, Field(ge=1, le=32)] = 3
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    gradient_checkpointing: bool = False
+
+
+class ParityConfig(Section):
+    seq_len: Annotated[int, Field(ge=1, le=256)] = 8
+    hidden: Annotated[int, Field(ge=1, le=1024)] = 16
+    n_train: Annotated[int, Field(ge=1)] = 512
+    n_val: Annotated[int, Field(ge=1)] = 128
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+
+
+class TrainConfig(Section):
+    task: Literal["weather_global", "parity"] = "weather_global"
+    num_workers: Annotated[int, Field(ge=0, le=4096)] = 2
+    use_gpu: bool = False
+    batch_size: Annotated[int, Field(ge=1)] = 8  # global batch, split evenly over workers
+    max_steps: Annotated[int, Field(ge=1)] = 200
+    lr: Annotated[float, Field(gt=0, le=1)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: Annotated[int, Field(ge=0)] = 20
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.1
+    grad_clip: Annotated[float, Field(gt=0)] = 1.0
+    checkpoint_every: Annotated[int, Field(ge=1)] = 50
+    loader_workers: Annotated[int, Field(ge=0, le=64)] = 1
+    shuffle: bool = True
+    max_failures: Annotated[int, Field(ge=-1)] = 1
+    parity: ParityConfig = ParityConfig()
+
+    @model_validator(mode="after")
+    def _batch_divides(self) -> TrainConfig:
+        workers = max(self.num_workers, 1)
+        if self.batch_size % workers:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be divisible by num_workers {workers}"
+            )
+        return self
+
+
+class EvaluateConfig(Section):
+    max_samples: Annotated[int, Field(ge=1)] = 10_000
+    plot_variable: str | None = None  # default: the first channel
+
+
+class RayConfig(Section):
+    num_cpus: Annotated[int, Field(ge=1)] | None = None  # embedded cluster size; None = all
+
+
+class Config(Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "experiment"
+    seed: int = 0
+    ray: RayConfig = RayConfig()
+    data: DataConfig = DataConfig()
+    graph: GraphConfig = GraphConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    @model_validator(mode="after")
+    def _plot_variable_known(self) -> Config:
+        pv = self.evaluate.plot_variable
+        if pv is not None and pv not in channel_names(self.data.variables):
+            raise ValueError(
+                f"evaluate.plot_variable '{pv}' is not a channel; "
+                f"choose from {channel_names(self.data.variables)}"
+            )
+        return self
+
+
+def channel_names(variables: tuple[str, ...]) -> list[str]:
+    """``geopotential@500`` → ``geopotential_500``: the prepared store's channel names."""
+    return [v.replace("@", "_") for v in variables]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a nested dict; values are parsed as YAML scalars."""
+    out = dict(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key.sub=value")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override '{item}': empty key segment in '{key}'")
+        node = out
+        for p in parts[:-1]:
+            child = node.get(p, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{item}': '{p}' is not a section")
+            node[p] = dict(child)
+            node = node[p]
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': value is not valid YAML: {e}") from None
+    return out
+
+
+def _format_error(path: str, err: ValidationError) -> str:
+    lines = [f"{path}: invalid config"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parent = e["loc"][:-1]
+            allowed = _allowed_keys(parent)
+            lines.append(f"  {loc}: unknown key; allowed keys here: {', '.join(allowed)}")
+        else:
+            given = e.get("input")
+            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            lines.append(f"  {loc}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return sorted(model.model_fields)
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate. Raises ConfigError naming the file and key path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format_error(str(path), e)) from None

@@ -1,0 +1,112 @@
+"""The pipeline's stages: ingest → graph → train → evaluate (weather), train → evaluate (others).
+
+Each is a plain function ``fn(cfg, inputs, out, work)`` writing into ``out`` (see runner.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from pipeline.runner import Stage
+
+PREPARED, GRAPH, CHECKPOINT = "prepared.zarr", "graph.pt", "checkpoint"
+
+
+def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+    from pipeline.ingest import prepare_weather
+
+    data = cfg["data"]
+    source = data["source"]
+    if source == "synthetic":
+        from pipeline.synthetic import write_synthetic_era5
+
+        s = data["synthetic"]
+        source = write_synthetic_era5(
+            out / "raw.zarr", start=str(s["start"]), end=str(s["end"]), n_lat=s["n_lat"],
+            n_lon=s["n_lon"], levels=tuple(s["levels"]), seed=s["seed"],
+        )
+    prepare_weather(source, out / PREPARED, variables=list(data["variables"]),
+                    train_period=tuple(str(t) for t in data["periods"]["train"]))
+
+
+def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+    from graphs import GraphSpec, build_graph, save_graph
+    from pipeline.ingest import open_prepared
+
+    store = open_prepared(inputs["ingest"] / PREPARED)
+    spec = GraphSpec(lat=tuple(float(v) for v in store.lat),
+                     lon=tuple(float(v) for v in store.lon),
+                     mesh_levels=cfg["graph"]["mesh_levels"],
+                     radius_fraction=cfg["graph"]["radius_fraction"])
+    g = build_graph(spec)
+    save_graph(g, out / GRAPH)
+    counts = {"nodes": {t: int(g[t].num_nodes) for t in g.node_types},
+              "edges": {"__".join(t): int(g[t].edge_index.shape[1]) for t in g.edge_types},
+              "spec_hash": g.spec_hash}
+    (out / "graph_summary.json").write_text(json.dumps(counts, indent=1))
+
+
+def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
+    """Map stage directories to the paths a task reads."""
+    mapping = {}
+    if "ingest" in inputs:
+        mapping["prepared"] = str(inputs["ingest"] / PREPARED)
+    if "graph" in inputs:
+        mapping["graph"] = str(inputs["graph"] / GRAPH)
+    return mapping
+
+
+def train(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+    from pipeline.train import fit
+
+    loop_config = {"cfg": cfg, "inputs": task_inputs(inputs)}
+    # The same file drives `torchrun -m pipeline.train` (machines without Ray).
+    (out / "train_loop_config.json").write_text(json.dumps(loop_config, indent=1, default=str))
+    final = fit(cfg, loop_config["inputs"], storage_path=work.resolve(), name="ray_train")
+    shutil.copytree(final, out / CHECKPOINT)
+    meta = json.loads((out / CHECKPOINT / "meta.json").read_text())
+    (out / "train_summary.json").write_text(json.dumps(
+        {"step": meta["step"], "world_size": meta["world_size"]}, indent=1))
+
+
+def evaluate(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+    from pipeline.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(inputs["train"] / CHECKPOINT, task_inputs(inputs), out,
+                        max_samples=cfg["evaluate"]["max_samples"],
+                        evaluate_cfg=cfg["evaluate"])
+
+
+def _weather(cfg: dict) -> bool:
+    return cfg["train"]["task"].startswith("weather")
+
+
+def pipeline_stages(cfg: dict) -> dict[str, Stage]:
+    """The stage graph for this config, in dependency order."""
+    weather = _weather(cfg)
+    data_inputs = ["ingest", "graph"] if weather else []
+    stages = []
+    if weather:
+        stages += [
+            Stage("ingest", ingest, lambda c: c["data"],
+                  ["pipeline.stages", "pipeline.ingest", "pipeline.synthetic"],
+                  main_output=PREPARED),
+            Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
+                  inputs=["ingest"], main_output=GRAPH),
+        ]
+    train_cpus = 0  # it only drives Ray Train; its workers hold the CPUs (2 on 2 cores)
+    stages += [
+        Stage("train", train,
+              lambda c: {"seed": c["seed"], "model": c["model"], "train": c["train"],
+                         "periods": c["data"]["periods"]},
+              ["pipeline.stages", "pipeline.train", "pipeline.session", "pipeline.sampler",
+               "pipeline.schedule", "pipeline.checkpoint", "pipeline.tasks", "models", "kernels"],
+              inputs=data_inputs, num_cpus=train_cpus, main_output=CHECKPOINT),
+        Stage("evaluate", evaluate, lambda c: c["evaluate"],
+              ["pipeline.stages", "pipeline.evaluate", "pipeline.metrics", "pipeline.plots",
+               "pipeline.tasks", "models", "kernels"],
+              inputs=["train", *data_inputs], main_output="scores.json"),
+    ]
+    return {s.name: s for s in stages}

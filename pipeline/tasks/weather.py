@@ -1,0 +1,186 @@
+"""Global medium-range weather: predict the 6-hour change of the prepared channels.
+
+Sample t: input X_t [C, H, W] and target X_{t+1}. The network sees normalised inputs
+(X_t − μ)/σ plus two forcing channels (sin, cos of local solar time, which drives the diurnal
+cycle) on the grid nodes and predicts the normalised change Δ̂ ≈ (X_{t+1} − X_t)/σ_Δ, where σ_Δ is
+the standard deviation of one-step differences (GraphCast's residual normalisation). The forecast
+is X̂_{t+1} = X_t + σ_Δ ⊙ Δ̂. The loss is the latitude-weighted MSE of Δ̂ over nodes and channels.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from graphs import load_graph
+from models.oneforecast import GatedGNN, GatedGNNConfig
+from pipeline.ingest import open_prepared
+from pipeline.metrics import WeightedErrorAccumulator, lat_weights
+
+N_FORCINGS = 2
+
+
+def local_solar_time_features(time_ns: torch.Tensor, lon_deg: torch.Tensor) -> torch.Tensor:
+    """sin/cos of local solar hour angle: time_ns [B] int64, lon [N] → [B, N, 2] float32."""
+    hours = (time_ns.double() / 3.6e12) % 24.0  # UTC hour of day
+    angle = 2 * torch.pi * (hours[:, None] / 24.0 + lon_deg.double()[None, :] / 360.0)
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).float()
+
+
+class WeatherPairs(Dataset):
+    """(X_t, X_{t+1}, t) for every t with both times inside ``period``."""
+
+    def __init__(self, prepared: str, period: tuple[str, str]):
+        self.prepared = prepared
+        store = open_prepared(prepared)
+        times = store.times
+        start, end = (np.datetime64(str(p), "ns") for p in period)
+        inside = (times >= start) & (times <= end)
+        # t and t+1 both inside the period, so no sample straddles a split boundary.
+        self.index = np.flatnonzero(inside[:-1] & inside[1:])
+        self._times = times.astype("datetime64[ns]").astype(np.int64)
+        self._store = None  # opened lazily: each (spawned) DataLoader worker opens its own
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int):
+        if self._store is None:
+            self._store = open_prepared(self.prepared)
+        t = int(self.index[i])
+        x0 = torch.from_numpy(np.asarray(self._store.data[t], dtype=np.float32))
+        x1 = torch.from_numpy(np.asarray(self._store.data[t + 1], dtype=np.float32))
+        return x0, x1, torch.tensor(self._times[t])
+
+    def __getstate__(self):
+        return {**self.__dict__, "_store": None}
+
+
+class WeatherGlobalTask:
+    name = "weather_global"
+
+    def __init__(self, cfg: dict, inputs: dict[str, str]):
+        self.cfg, self.inputs = cfg, inputs
+        store = open_prepared(inputs["prepared"])
+        self.channels = list(store.channels)
+        self.lat, self.lon = np.asarray(store.lat), np.asarray(store.lon)
+        self.stats = {k: np.asarray(getattr(store, k), dtype=np.float32)
+                      for k in ("mean", "std", "diff_std")}
+        self.graph = load_graph(inputs["graph"])
+        n_lat, n_lon = len(self.lat), len(self.lon)
+        if self.graph["grid"].num_nodes != n_lat * n_lon:
+            raise ValueError(
+                f"graph {inputs['graph']} has {self.graph['grid'].num_nodes} grid nodes, "
+                f"prepared data {inputs['prepared']} has {n_lat}x{n_lon}"
+            )
+        self._tensors(torch.device("cpu"))
+
+    def _tensors(self, device) -> None:
+        as_t = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        self.mean, self.std, self.diff_std = (as_t(self.stats[k]) for k in ("mean", "std",
+                                                                             "diff_std"))
+        w = np.repeat(lat_weights(self.lat), len(self.lon))  # grid node order: lat-major
+        self.node_weight = as_t(w)  # [N]
+        self.grid_lon = torch.as_tensor(self.graph["grid"].lon, device=device)
+        self.device_graph = self.graph.to(device)
+
+    def to(self, device) -> None:
+        self._tensors(torch.device(device))
+
+    def model_config(self) -> GatedGNNConfig:
+        m = self.cfg["model"]
+        return GatedGNNConfig(
+            in_channels=len(self.channels) + N_FORCINGS, out_channels=len(self.channels),
+            hidden=m["hidden"], processor_layers=m["processor_layers"], dropout=m["dropout"],
+            gradient_checkpointing=m["gradient_checkpointing"],
+        )
+
+    def build_model(self) -> torch.nn.Module:
+        return GatedGNN(self.model_config())
+
+    def train_dataset(self):
+        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["train"])
+
+    def val_dataset(self):
+        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["val"])
+
+    def test_dataset(self):
+        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["test"])
+
+    # -- model input / output in physical units ------------------------------------------------
+    def predict_delta(self, model, x0: torch.Tensor, time_ns: torch.Tensor) -> torch.Tensor:
+        """x0 [B, C, H, W] physical → normalised 6-hour change [B, N, C]."""
+        b, c = x0.shape[:2]
+        x = ((x0 - self.mean[:, None, None]) / self.std[:, None, None]).reshape(b, c, -1)
+        forcing = local_solar_time_features(time_ns.cpu(), self.grid_lon.cpu()).to(x.device)
+        inputs = torch.cat([x.transpose(1, 2), forcing], dim=-1)  # [B, N, C + 2]
+        return model(inputs, self.device_graph)
+
+    def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor) -> torch.Tensor:
+        """One 6-hour step in physical units: [B, C, H, W]."""
+        delta = self.predict_delta(model, x0, time_ns).float()  # [B, N, C]
+        return x0 + (delta * self.diff_std).transpose(1, 2).reshape(x0.shape)
+
+    def loss(self, model, batch, device):
+        x0, x1, t = (v.to(device) for v in batch)
+        b, c = x0.shape[:2]
+        target = ((x1 - x0) / self.diff_std[:, None, None]).reshape(b, c, -1).transpose(1, 2)
+        pred = self.predict_delta(model, x0, t).float()  # [B, N, C]
+        mse = (((pred - target) ** 2) * self.node_weight[None, :, None]).mean()
+        return mse, {}
+
+    def checkpoint_meta(self) -> dict:
+        return {
+            "model_config": self.model_config().to_dict(),
+            "channels": self.channels,
+            "normalisation": {k: v.tolist() for k, v in self.stats.items()},
+            "graph_spec_hash": self.graph.spec_hash,
+        }
+
+    # -- evaluation on the test period ---------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model, out_dir: Path, max_samples: int) -> dict:
+        model.eval()
+        ds = self.test_dataset()
+        n = min(len(ds), max_samples)
+        if n == 0:
+            raise ValueError("the test period holds no 6-hour pairs")
+        acc_model = WeightedErrorAccumulator(self.lat, len(self.channels))
+        acc_persist = WeightedErrorAccumulator(self.lat, len(self.channels))
+        example = None
+        for i in range(n):
+            x0, x1, t = ds[i]
+            pred = self.forecast(model, x0[None], t[None])[0]
+            acc_model.add(pred.numpy(), x1.numpy())
+            acc_persist.add(x0.numpy(), x1.numpy())
+            if i == 0:
+                example = (x0.numpy(), x1.numpy(), pred.numpy(), int(t))
+        scores = {
+            "lead_time_hours": 6,
+            "n_forecasts": n,
+            "test_period": list(map(str, self.cfg["data"]["periods"]["test"])),
+            "rmse_convention": "WeatherBench2: sqrt(time mean of cos-lat weighted MSE)",
+            "variables": {
+                ch: {
+                    "rmse": {"model": float(acc_model.rmse()[k]),
+                             "persistence": float(acc_persist.rmse()[k])},
+                    "bias": {"model": float(acc_model.bias()[k]),
+                             "persistence": float(acc_persist.bias()[k])},
+                    "skill_vs_persistence": float(1 - acc_model.rmse()[k]
+                                                  / acc_persist.rmse()[k]),
+                }
+                for k, ch in enumerate(self.channels)
+            },
+        }
+        out_dir = Path(out_dir)
+        (out_dir / "scores.json").write_text(json.dumps(scores, indent=1))
+        plot_var = self.cfg["evaluate"]["plot_variable"] or self.channels[0]
+        from pipeline.plots import plot_weather_scores
+
+        plot_weather_scores(out_dir / "scores.png", scores, example, self.channels, plot_var,
+                            self.lat, self.lon)
+        return scores

@@ -1,0 +1,247 @@
+"""The one training loop every task goes through (torchtitan-style: one loop, small components).
+
+``run_training(cfg, inputs, session)`` is the per-worker loop. It runs
+
+- under Ray Train V2's ``TorchTrainer`` (``fit`` below launches it; ``train_loop_per_worker`` is
+  the entry), which sets up the process group (gloo on CPU, NCCL on GPU) and restarts the worker
+  group from the latest reported checkpoint after a failure (``FailureConfig(max_failures)``);
+- under plain ``torchrun`` (``python -m pipeline.train RUN.json OUT_DIR``), with no Ray at all.
+
+What makes a resume exact (bitwise on CPU): the checkpoint holds model, optimizer, scheduler,
+step, the sampler's (seed, epoch, cursor) and every rank's RNG states; the DataLoader draws its
+worker seeds from a private generator, so creating a loader mid-epoch does not advance the
+global RNG that dropout uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from pipeline import checkpoint as ckpt_io
+from pipeline.sampler import ResumableDistributedSampler
+from pipeline.schedule import build_optimizer
+from pipeline.tasks import build_task
+
+# Modules whose source decides what training produces (see pipeline/fingerprint.py).
+TRAIN_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline.schedule",
+              "pipeline.checkpoint", "pipeline.tasks", "pipeline.ingest", "models", "kernels"]
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset, sampler, batch_size: int, workers: int, collate_fn=None) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,  # equal batches on every rank, so DDP's mean gradient is the global mean
+        num_workers=workers,
+        # Zarr v3 stores are not fork-safe; spawned workers open the store themselves.
+        multiprocessing_context="spawn" if workers > 0 else None,
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
+        collate_fn=collate_fn,
+    )
+
+
+def train_step(model, task, batch, optimizer, scheduler, grad_clip: float, device) -> dict:
+    """One optimizer step: forward/backward (bf16 autocast on GPU), clip, step, schedule."""
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        loss, metrics = task.loss(model, batch, device)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return {"loss": loss.detach(), "grad_norm": grad_norm.detach(), **metrics}
+
+
+@torch.no_grad()
+def validate(model, task, dataset, rank: int, world: int, device) -> dict:
+    """Mean validation loss over this rank's share, all-reduced into the global mean."""
+    if len(dataset) < world:
+        return {}
+    sampler = ResumableDistributedSampler(len(dataset), world, rank, shuffle=False)
+    loader = make_loader(dataset, sampler, 1, 0, getattr(task, "collate_fn", None))
+    model.eval()
+    totals = None
+    for batch in loader:
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16,
+                            enabled=device.type == "cuda"):
+            loss, metrics = task.loss(model, batch, device)
+        values = torch.stack([loss.float(), *(m.float() for m in metrics.values())])
+        totals = values if totals is None else totals + values
+    model.train()
+    count = torch.tensor(float(sampler.num_samples), device=device)
+    totals = torch.cat([totals, count.view(1)]) if totals is not None else None
+    if dist.is_initialized():
+        dist.all_reduce(totals)
+    names = ["val_loss", *(f"val_{k}" for k in metrics)]
+    return {n: (totals[i] / totals[-1]).item() for i, n in enumerate(names)}
+
+
+def _maybe_inject_fault(fault: dict | None, rank: int, step: int) -> None:
+    """Test hook: SIGKILL this worker once at ``step`` (a marker file makes it happen once)."""
+    if not fault or fault["rank"] != rank or fault["step"] != step:
+        return
+    marker = Path(fault["marker"])
+    if marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
+    tcfg = cfg["train"]
+    rank, world = session.rank, session.world_size
+    device = session.device
+    seed_everything(cfg["seed"])  # same on every rank: identical initial weights
+
+    task = build_task(cfg, inputs)
+    task.to(device)
+    model = task.build_model().to(device)
+    ddp = DistributedDataParallel(model) if dist.is_initialized() and world > 1 else model
+    optimizer, scheduler = build_optimizer(model, tcfg)
+    train_ds, val_ds = task.train_dataset(), task.val_dataset()
+
+    per_rank = tcfg["batch_size"] // world
+    sampler = ResumableDistributedSampler(
+        len(train_ds), world, rank, seed=cfg["seed"], shuffle=tcfg["shuffle"]
+    )
+    if sampler.num_samples < per_rank:
+        raise ValueError(
+            f"train.batch_size {tcfg['batch_size']} is larger than the {len(train_ds)} "
+            f"training samples allow on {world} workers"
+        )
+    meta_static = {"task": task.name, "config": cfg, "world_size": world, **task.checkpoint_meta()}
+
+    step, rng = 0, None
+    with session.latest_checkpoint() as resume:
+        if resume is not None:
+            meta = ckpt_io.read_meta(resume)
+            ckpt_io.check_compatible(meta, channels=meta_static.get("channels", []),
+                                     graph_spec_hash=meta_static.get("graph_spec_hash"),
+                                     where="training")
+            state = ckpt_io.load_state(resume, map_location=device)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            sampler.load_state_dict(meta["sampler"])
+            step = meta["step"]
+            rng = ckpt_io.load_rng(resume, rank)
+            if rank == 0:
+                print(f"[train] resumed from {resume.name} at step {step}", flush=True)
+
+    loader = make_loader(train_ds, sampler, per_rank, tcfg["loader_workers"],
+                         getattr(task, "collate_fn", None))
+    if rng is not None:
+        ckpt_io.set_rng_state(rng)  # after building everything that may draw random numbers
+
+    model.train()
+    last: dict[str, Any] = {}
+    while step < tcfg["max_steps"]:
+        for batch in loader:
+            out = train_step(ddp, task, batch, optimizer, scheduler, tcfg["grad_clip"], device)
+            step += 1
+            sampler.cursor += per_rank
+            _maybe_inject_fault(cfg.get("_fault"), rank, step)
+            if step % tcfg["checkpoint_every"] == 0 or step == tcfg["max_steps"]:
+                metrics = {"step": step, "epoch": sampler.epoch,
+                           "lr": scheduler.get_last_lr()[0],
+                           **{k: float(v) for k, v in out.items()},
+                           **validate(ddp, task, val_ds, rank, world, device)}
+                meta = {**meta_static, "step": step, "sampler": sampler.state_dict()}
+                with session.checkpoint_dir(step) as d:
+                    ckpt_io.save_checkpoint(d, rank=rank, meta=meta, model=model,
+                                            optimizer=optimizer, scheduler=scheduler)
+                    session.report(metrics, d)
+                last = metrics
+            if step >= tcfg["max_steps"]:
+                break
+        else:
+            sampler.set_epoch(sampler.epoch + 1)  # the epoch ran out (not a max_steps break)
+    return last
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """Ray Train entry point (module level so it pickles by reference)."""
+    from pipeline.session import RaySession
+
+    torch.set_num_threads(1)  # one core per worker: 2 workers on 2 cores do not oversubscribe
+    run_training(loop_config["cfg"], loop_config["inputs"], RaySession())
+
+
+def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Path:
+    """Train with Ray Train V2 on the connected Ray cluster; return the final checkpoint dir.
+
+    Re-running with the same ``storage_path``/``name`` resumes from the checkpoints already
+    there (Ray Train V2 restores its checkpoint manager from run storage).
+    """
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    tcfg = cfg["train"]
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"cfg": cfg, "inputs": inputs},
+        torch_config=TorchConfig(backend="nccl" if tcfg["use_gpu"] else "gloo"),
+        scaling_config=ScalingConfig(
+            num_workers=tcfg["num_workers"],
+            use_gpu=tcfg["use_gpu"],
+            resources_per_worker=None if tcfg["use_gpu"] else {"CPU": 1},
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=str(storage_path),
+            failure_config=FailureConfig(max_failures=tcfg["max_failures"]),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training run {name} finished without a checkpoint")
+    return Path(result.checkpoint.path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``torchrun --nproc-per-node N -m pipeline.train RUN.json OUT_DIR``.
+
+    RUN.json holds ``{"cfg": <validated config dict>, "inputs": {...}}`` (``sluice`` writes one
+    beside every training run as ``train_loop_config.json``).
+    """
+    from pipeline.session import TorchrunSession
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m pipeline.train RUN.json OUT_DIR", file=sys.stderr)
+        return 2
+    loop_config = json.loads(Path(argv[0]).read_text())
+    session = TorchrunSession(argv[1])
+    with contextlib.ExitStack() as stack:
+        stack.callback(session.close)
+        run_training(loop_config["cfg"], loop_config["inputs"], session)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

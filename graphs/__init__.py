@@ -1,0 +1,5 @@
+"""Multi-scale icosahedral grid/mesh graphs (GraphCast, OneForecast) as torch-geometric HeteroData."""
+
+from graphs.build import GraphSpec, build_graph, load_graph, save_graph, spec_hash
+
+__all__ = ["GraphSpec", "build_graph", "load_graph", "save_graph", "spec_hash"]

@@ -99,15 +99,34 @@ def validate(model, task, dataset, rank: int, world: int, device) -> dict:
     return {n: (totals[i] / totals[-1]).item() for i, n in enumerate(names)}
 
 
+class InjectedFault(RuntimeError):
+    pass
+
+
 def _maybe_inject_fault(fault: dict | None, rank: int, step: int) -> None:
-    """Test hook: SIGKILL this worker once at ``step`` (a marker file makes it happen once)."""
+    """Test hook (``cfg["_fault"]``): kill this worker once at ``step``.
+
+    ``{"rank": r, "step": s, "marker": path, "how": "sigkill"|"raise"}``; the marker file makes
+    it happen once, so the restarted worker group runs through.
+    """
     if not fault or fault["rank"] != rank or fault["step"] != step:
         return
     marker = Path(fault["marker"])
     if marker.exists():
         return
     marker.write_text(str(os.getpid()))
+    if fault.get("how", "sigkill") == "raise":
+        raise InjectedFault(f"injected fault at step {step} on rank {rank}")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _trace(trace: dict | None, rank: int, step: int, task, batch) -> None:
+    """Debug hook (``cfg["_trace"] = {"dir": path}``): log which samples each rank trained on."""
+    if not trace:
+        return
+    line = json.dumps({"step": step, "rank": rank, "ids": task.sample_ids(batch)})
+    with open(Path(trace["dir"]) / f"trace_rank{rank}.jsonl", "a") as f:
+        f.write(line + "\n")
 
 
 def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
@@ -163,6 +182,7 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             out = train_step(ddp, task, batch, optimizer, scheduler, tcfg["grad_clip"], device)
             step += 1
             sampler.cursor += per_rank
+            _trace(cfg.get("_trace"), rank, step, task, batch)
             _maybe_inject_fault(cfg.get("_fault"), rank, step)
             if step % tcfg["checkpoint_every"] == 0 or step == tcfg["max_steps"]:
                 metrics = {"step": step, "epoch": sampler.epoch,

@@ -12,6 +12,7 @@ knows only this interface:
 - ``checkpoint_meta() -> dict``: what a checkpoint must carry to be used again (model config,
   channels, normalisation stats, graph spec hash)
 - ``evaluate(model, out_dir, max_samples) -> dict``: test-period scores, written under out_dir
+- ``sample_ids(batch) -> list[int]``: which samples a batch holds (for tracing data order)
 
 ``cfg`` is the validated config as a plain dict; ``inputs`` maps stage outputs to paths.
 """

@@ -18,10 +18,10 @@ from models.gated_rnn import GatedRNN
 
 
 def parity_data(n: int, seq_len: int, seed: int) -> TensorDataset:
-    """Deterministic bit sequences x [n, T, 1] float and labels y [n] int64."""
+    """Deterministic bit sequences x [n, T, 1] float, labels y [n] int64 and sample ids [n]."""
     g = torch.Generator().manual_seed(seed)
     bits = torch.randint(0, 2, (n, seq_len), generator=g)
-    return TensorDataset(bits.float().unsqueeze(-1), bits.sum(1) % 2)
+    return TensorDataset(bits.float().unsqueeze(-1), bits.sum(1) % 2, torch.arange(n))
 
 
 class ParityTask:
@@ -43,17 +43,21 @@ class ParityTask:
         pass
 
     def loss(self, model, batch, device):
-        x, y = (t.to(device) for t in batch)
+        x, y = batch[0].to(device), batch[1].to(device)
         logits = model(x)  # [B, 2]
         acc = (logits.argmax(-1) == y).float().mean()
         return F.cross_entropy(logits.float(), y), {"accuracy": acc}
+
+    def sample_ids(self, batch) -> list[int]:
+        return batch[2].tolist()
 
     def checkpoint_meta(self) -> dict:
         return {"model_config": dict(self.p), "channels": [], "graph_spec_hash": None}
 
     @torch.no_grad()
     def evaluate(self, model, out_dir: Path, max_samples: int) -> dict:
-        x, y = parity_data(min(max_samples, 1024), self.p["seq_len"], self.cfg["seed"] + 2).tensors
+        x, y, _ = parity_data(min(max_samples, 1024), self.p["seq_len"],
+                              self.cfg["seed"] + 2).tensors
         model.eval()
         acc = (model(x).argmax(-1) == y).float().mean().item()
         scores = {"test_accuracy": acc, "chance": 0.5}

@@ -133,6 +133,9 @@ class WeatherGlobalTask:
         mse = (((pred - target) ** 2) * self.node_weight[None, :, None]).mean()
         return mse, {}
 
+    def sample_ids(self, batch) -> list[int]:
+        return batch[2].tolist()  # the initial time (ns since epoch) names the sample
+
     def checkpoint_meta(self) -> dict:
         return {
             "model_config": self.model_config().to_dict(),

@@ -19,11 +19,20 @@ import torch
 import torch.distributed as dist
 
 
+def _latest_on_disk(directory: Path) -> Path | None:
+    done = sorted(p for p in directory.glob("checkpoint_*") if (p / "meta.json").is_file())
+    return done[-1] if done else None
+
+
 class RaySession:
-    def __init__(self) -> None:
+    """Ray Train V2 worker. ``local_dir`` is set in local mode (``num_workers=0``), where Ray
+    Train keeps only a reference to reported checkpoints, so they are written there for good."""
+
+    def __init__(self, local_dir: str | None = None) -> None:
         import ray.train
 
         self._train = ray.train
+        self.local_dir = Path(local_dir) if local_dir else None
         ctx = ray.train.get_context()
         self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
         self.local_rank = ctx.get_local_rank()
@@ -40,13 +49,16 @@ class RaySession:
     def latest_checkpoint(self) -> Iterator[Path | None]:
         ckpt = self._train.get_checkpoint()
         if ckpt is None:
-            yield None
+            yield _latest_on_disk(self.local_dir) if self.local_dir else None
             return
         with ckpt.as_directory() as d:
             yield Path(d)
 
     @contextlib.contextmanager
     def checkpoint_dir(self, step: int) -> Iterator[Path]:
+        if self.local_dir:
+            yield self.local_dir / f"checkpoint_{step:09d}"
+            return
         with tempfile.TemporaryDirectory(prefix=f"sluice-ckpt-{step}-") as d:
             yield Path(d)
 
@@ -83,8 +95,7 @@ class TorchrunSession:
 
     @contextlib.contextmanager
     def latest_checkpoint(self) -> Iterator[Path | None]:
-        done = sorted(p for p in self.out_dir.glob("checkpoint_*") if (p / "meta.json").is_file())
-        yield done[-1] if done else None
+        yield _latest_on_disk(self.out_dir)
 
     @contextlib.contextmanager
     def checkpoint_dir(self, step: int) -> Iterator[Path]:

@@ -207,7 +207,8 @@ def train_loop_per_worker(loop_config: dict) -> None:
     from pipeline.session import RaySession
 
     torch.set_num_threads(1)  # one core per worker: 2 workers on 2 cores do not oversubscribe
-    run_training(loop_config["cfg"], loop_config["inputs"], RaySession())
+    run_training(loop_config["cfg"], loop_config["inputs"],
+                 RaySession(local_dir=loop_config.get("local_dir")))
 
 
 def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Path:
@@ -220,9 +221,12 @@ def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Pat
     from ray.train.torch import TorchConfig, TorchTrainer
 
     tcfg = cfg["train"]
+    loop_config = {"cfg": cfg, "inputs": inputs}
+    if tcfg["num_workers"] == 0:  # Ray Train local mode: the loop runs in this process
+        loop_config["local_dir"] = str(Path(storage_path) / name)
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"cfg": cfg, "inputs": inputs},
+        train_loop_config=loop_config,
         torch_config=TorchConfig(backend="nccl" if tcfg["use_gpu"] else "gloo"),
         scaling_config=ScalingConfig(
             num_workers=tcfg["num_workers"],

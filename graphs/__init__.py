@@ -1,4 +1,4 @@
-"""Multi-scale icosahedral grid/mesh graphs (GraphCast, OneForecast) as torch-geometric HeteroData."""
+"""Multi-scale icosahedral grid/mesh graphs (GraphCast, OneForecast) as PyG HeteroData."""
 
 from graphs.build import GraphSpec, build_graph, load_graph, save_graph, spec_hash
 

@@ -50,7 +50,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(
-        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+        (n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+         n["cached_gaussian"])
     )
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
@@ -90,7 +91,8 @@ def save_checkpoint(
         }
         _atomic_torch_save(state, directory / "state.pt")
         # meta.json last: a directory without it is not a checkpoint.
-        _atomic_write_text(json.dumps({"format": FORMAT, **meta}, indent=1), directory / "meta.json")
+        meta_json = json.dumps({"format": FORMAT, **meta}, indent=1)
+        _atomic_write_text(meta_json, directory / "meta.json")
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

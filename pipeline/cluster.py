@@ -9,8 +9,10 @@ import os
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """``--address``/``RAY_ADDRESS`` → attach (inside a Ray job it is set); else embedded local.
 
-    The embedded cluster binds to 127.0.0.1 and runs no dashboard: a laptop smoke test should
-    open no port to the network.
+    The embedded cluster's dashboard listens on 127.0.0.1 only. (Ray resolves a loopback node
+    address to the machine's reachable IP on purpose, so its core services cannot be confined to
+    loopback from here; Ray ≥ 2.52 guards them with token authentication.) The dashboard runs
+    because Ray Train V2's placement-group cleaner polls the state API it serves.
     """
     import ray
 
@@ -20,8 +22,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=True,
+                 dashboard_host="127.0.0.1", logging_level=logging.WARNING)
     return describe(embedded=not address)
 
 

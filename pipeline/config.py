@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 
@@ -22,12 +30,25 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-Period = tuple[dt.datetime, dt.datetime]
+def _parse_time(value: Any) -> Any:
+    """Accept what numpy accepts too ("2020-02-09T18", "2020-02-09 18:00"), as users write it."""
+    if isinstance(value, str):
+        import numpy as np
+
+        try:
+            return np.datetime64(value.strip(), "s").astype(dt.datetime)
+        except ValueError:
+            raise ValueError(f"'{value}' is not an ISO date/time such as 2020-02-09T18") from None
+    return value
+
+
+Timestamp = Annotated[dt.datetime, BeforeValidator(_parse_time)]
+Period = tuple[Timestamp, Timestamp]
 
 
 class SyntheticConfig(Section):
-    start: dt.datetime = dt.datetime(2020, 1, 1)
-    end: dt.datetime = dt.datetime(2020, 2, 29, 18)
+    start: Timestamp = dt.datetime(2020, 1, 1)
+    end: Timestamp = dt.datetime(2020, 2, 29, 18)
     n_lat: Annotated[int, Field(ge=8, le=721)] = 32
     n_lon: Annotated[int, Field(ge=16, le=1440)] = 64
     levels: tuple[int, ...] = (500, 850)

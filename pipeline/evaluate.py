@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from pipeline import checkpoint as ckpt_io
 from pipeline.tasks import build_task
 

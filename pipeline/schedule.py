@@ -23,7 +23,7 @@ def warmup_cosine(step: int, *, warmup_steps: int, max_steps: int, min_lr_ratio:
 def build_optimizer(model: torch.nn.Module, train_cfg: dict):
     """AdamW (no decay on biases and norms, as is usual) with the warm-up/cosine LambdaLR."""
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.requires_grad:
             (no_decay if p.ndim < 2 else decay).append(p)
     opt = torch.optim.AdamW(

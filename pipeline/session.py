@@ -19,6 +19,12 @@ import torch
 import torch.distributed as dist
 
 
+def format_metrics(metrics: dict) -> str:
+    shown = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in metrics.items())
+    return f"[train] {shown}"
+
+
 def _latest_on_disk(directory: Path) -> Path | None:
     done = sorted(p for p in directory.glob("checkpoint_*") if (p / "meta.json").is_file())
     return done[-1] if done else None
@@ -65,6 +71,8 @@ class RaySession:
     def report(self, metrics: dict, checkpoint: Path | None) -> None:
         from ray.train import Checkpoint
 
+        if self.rank == 0:
+            print(format_metrics(metrics), flush=True)
         # Every rank reports its part (its RNG state; rank 0 also the weights); Ray Train merges
         # the parts into one checkpoint directory in run storage.
         self._train.report(
@@ -106,9 +114,7 @@ class TorchrunSession:
         if dist.is_initialized():
             dist.barrier()  # every rank's part is written before anyone resumes from it
         if self.rank == 0:
-            shown = " ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}"
-                             for k, v in metrics.items())
-            print(f"[train] {shown}", flush=True)
+            print(format_metrics(metrics), flush=True)
 
     def close(self) -> None:
         if dist.is_initialized():

@@ -103,6 +103,15 @@ class InjectedFault(RuntimeError):
     pass
 
 
+def _mean_over_ranks(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """This step's metrics averaged over ranks (each rank saw a different part of the batch)."""
+    stacked = torch.stack([v.float() for v in values.values()])
+    if dist.is_initialized():
+        dist.all_reduce(stacked)
+        stacked /= dist.get_world_size()
+    return dict(zip(values, stacked.tolist(), strict=True))
+
+
 def _maybe_inject_fault(fault: dict | None, rank: int, step: int) -> None:
     """Test hook (``cfg["_fault"]``): kill this worker once at ``step``.
 
@@ -186,8 +195,7 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             _maybe_inject_fault(cfg.get("_fault"), rank, step)
             if step % tcfg["checkpoint_every"] == 0 or step == tcfg["max_steps"]:
                 metrics = {"step": step, "epoch": sampler.epoch,
-                           "lr": scheduler.get_last_lr()[0],
-                           **{k: float(v) for k, v in out.items()},
+                           "lr": scheduler.get_last_lr()[0], **_mean_over_ranks(out),
                            **validate(ddp, task, val_ds, rank, world, device)}
                 meta = {**meta_static, "step": step, "sampler": sampler.state_dict()}
                 with session.checkpoint_dir(step) as d:
@@ -217,7 +225,7 @@ def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Pat
     Re-running with the same ``storage_path``/``name`` resumes from the checkpoints already
     there (Ray Train V2 restores its checkpoint manager from run storage).
     """
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     tcfg = cfg["train"]
@@ -239,6 +247,8 @@ def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Pat
             failure_config=FailureConfig(max_failures=tcfg["max_failures"]),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
+            # Our own one-line progress (rank 0) replaces Ray Train's per-report INFO lines.
+            logging_config=LoggingConfig(log_level="WARNING"),
         ),
     )
     result = trainer.fit()

@@ -14,8 +14,7 @@ def ray_cluster():
     os.environ.pop("RAY_ADDRESS", None)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False,
-                 _node_ip_address="127.0.0.1", logging_level="WARNING")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     from pipeline.cluster import describe
 
     yield describe(embedded=True)

@@ -18,7 +18,8 @@ def mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
 
 
 class GatedInteraction(MessagePassing):
-    """One gated message-passing step on edges src -> dst (OneForecast's gated messaging, simplified).
+    """One gated message-passing step on edges src -> dst (OneForecast's gated messaging,
+    simplified).
 
     For an edge i -> j (i: sender in the source node type, j: receiver in the destination type):
 

@@ -31,7 +31,7 @@ class GatedGNN(nn.Module):
         self.decoder = Decoder(c.edge_features, c.hidden, c.out_channels, c.dropout)
 
     def forward(self, x: Tensor, graph: HeteroData) -> Tensor:
-        """x: [B, N_grid, in_channels] with grid node index i_lat * W + i_lon -> [B, N_grid, out]."""
+        """x: [B, N_grid, in_channels], grid node index i_lat * W + i_lon -> [B, N_grid, out]."""
 
         def features(t: Tensor) -> Tensor:
             return t.to(device=x.device, dtype=x.dtype)

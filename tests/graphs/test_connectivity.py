@@ -57,7 +57,7 @@ def test_grid_order_matches_numpy_reshape():
 def brute_force_pairs(grid_xyz, mesh_xyz, radius):
     distance = np.linalg.norm(grid_xyz[:, None] - mesh_xyz[None], axis=2)
     grid_idx, mesh_idx = np.nonzero(distance <= radius)
-    return set(zip(grid_idx.tolist(), mesh_idx.tolist()))
+    return set(zip(grid_idx.tolist(), mesh_idx.tolist(), strict=True))
 
 
 @pytest.mark.parametrize("lat", [LAT_WITH_POLES, LAT_WITHOUT_POLES])
@@ -66,7 +66,7 @@ def test_radius_query_matches_brute_force(lat):
     mesh_xyz = mesh_hierarchy(2)[-1][0]
     radius = 0.6 * mesh_edge_radius(*mesh_hierarchy(2)[-1])
     grid_idx, mesh_idx = radius_query_indices(grid_xyz, mesh_xyz, radius)
-    pairs = list(zip(grid_idx.tolist(), mesh_idx.tolist()))
+    pairs = list(zip(grid_idx.tolist(), mesh_idx.tolist(), strict=True))
     assert len(set(pairs)) == len(pairs)
     assert set(pairs) == brute_force_pairs(grid_xyz, mesh_xyz, radius)
     assert grid_idx.dtype == mesh_idx.dtype == np.int64

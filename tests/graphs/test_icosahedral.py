@@ -17,7 +17,8 @@ ICOSAHEDRON_EDGE = 1.0514622242382672
 
 def undirected_edges(faces):
     senders, receivers = faces_to_edges(faces)
-    return {(min(s, r), max(s, r)) for s, r in zip(senders.tolist(), receivers.tolist())}
+    pairs = zip(senders.tolist(), receivers.tolist(), strict=True)
+    return {(min(s, r), max(s, r)) for s, r in pairs}
 
 
 def outward_normal_dots(vertices, faces):
@@ -75,7 +76,7 @@ def test_faces_to_edges_both_directions():
     _, faces = mesh_hierarchy(1)[-1]
     senders, receivers = faces_to_edges(faces)
     assert senders.shape == receivers.shape == (3 * len(faces),)
-    directed = set(zip(senders.tolist(), receivers.tolist()))
+    directed = set(zip(senders.tolist(), receivers.tolist(), strict=True))
     assert len(directed) == 3 * len(faces)
     assert directed == {(r, s) for s, r in directed}
 
@@ -87,7 +88,7 @@ def test_multi_mesh_edges(levels):
     union = set().union(*(undirected_edges(f) for _, f in hierarchy))
     assert len(union) == sum(30 * 4**k for k in range(levels + 1))
     assert len(senders) == 2 * len(union)
-    directed = list(zip(senders.tolist(), receivers.tolist()))
+    directed = list(zip(senders.tolist(), receivers.tolist(), strict=True))
     assert len(set(directed)) == len(directed)
     assert set(directed) == union | {(j, i) for i, j in union}
     assert (senders != receivers).all()

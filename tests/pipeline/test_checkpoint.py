@@ -43,7 +43,8 @@ def test_checkpoint_is_self_describing_and_loads_weights_only(tmp_path):
     opt2.load_state_dict(state["optimizer"])
     sched2.load_state_dict(state["scheduler"])
     assert sched2.last_epoch == 1
-    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"],
+                       opt.state_dict()["state"][0]["exp_avg"])
 
 
 def test_incompatible_data_is_refused_naming_both(tmp_path):

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import ValidationError
 
 from pipeline.config import Config, apply_overrides, channel_names, load_config
 from pipeline.errors import ConfigError
@@ -55,7 +56,7 @@ def test_override_builds_nested_sections():
 
 
 def test_frozen_config_rejects_mutation():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         Config().train.max_steps = 3  # type: ignore[misc]
 
 
@@ -79,3 +80,10 @@ def test_cli_bad_config_exits_2_and_writes_nothing(tmp_path, text, extra, needle
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr
     assert not run_dir.exists()
+
+
+def test_times_are_parsed_as_users_write_them(tmp_path):
+    cfg = load_config(write(tmp_path, "data: {periods: {test: [2020-02-20, 2020-02-29T18]}}\n"))
+    assert str(cfg.data.periods.test[1]) == "2020-02-29 18:00:00"
+    with pytest.raises(ConfigError, match="data.periods.val"):
+        load_config(write(tmp_path, "data: {periods: {val: [2020-02-20, yesterday]}}\n"))

@@ -68,6 +68,7 @@ class WeatherGlobalTask:
         store = open_prepared(inputs["prepared"])
         self.channels = list(store.channels)
         self.lat, self.lon = np.asarray(store.lat), np.asarray(store.lon)
+        self.step_hours = store.time_step_hours
         self.stats = {k: np.asarray(getattr(store, k), dtype=np.float32)
                       for k in ("mean", "std", "diff_std")}
         self.graph = load_graph(inputs["graph"])
@@ -163,7 +164,7 @@ class WeatherGlobalTask:
             if i == 0:
                 example = (x0.numpy(), x1.numpy(), pred.numpy(), int(t))
         scores = {
-            "lead_time_hours": 6,
+            "lead_time_hours": self.step_hours,
             "n_forecasts": n,
             "test_period": list(map(str, self.cfg["data"]["periods"]["test"])),
             "rmse_convention": "WeatherBench2: sqrt(time mean of cos-lat weighted MSE)",

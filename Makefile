@@ -25,7 +25,7 @@ test: $(BIN)/.installed
 	env -u RAY_ADDRESS TRITON_INTERPRET=1 $(BIN)/python -m pytest tests/kernels tests/models
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check pipeline graphs models kernels workflows tests
+	$(BIN)/ruff check pipeline graphs models kernels workflows tests benchmarks
 
 clean:
 	rm -rf $(VENV) runs

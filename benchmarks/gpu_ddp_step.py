@@ -19,15 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
-from graphs import GraphSpec, build_graph  # noqa: E402
-from models.oneforecast import GatedGNN, GatedGNNConfig  # noqa: E402
-from pipeline.schedule import build_optimizer  # noqa: E402
-from pipeline.train import train_step  # noqa: E402
+from graphs import GraphSpec, build_graph
+from models.oneforecast import GatedGNN, GatedGNNConfig
+from pipeline.schedule import build_optimizer
+from pipeline.train import train_step
 
 N_LAT, N_LON, CHANNELS, FORCINGS = 32, 64, 5, 2
 

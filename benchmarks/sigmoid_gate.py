@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from kernels.sigmoid_gate import SigmoidGateFunction, sigmoid_gate_reference  # noqa: E402
+from kernels.sigmoid_gate import SigmoidGateFunction, sigmoid_gate_reference
 
 
 def rel_rms(ref: torch.Tensor, got: torch.Tensor) -> float:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.runner import Stage
+from pipeline.train import TRAIN_CODE
 
 PREPARED, GRAPH, CHECKPOINT = "prepared.zarr", "graph.pt", "checkpoint"
 
@@ -101,12 +102,10 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
         Stage("train", train,
               lambda c: {"seed": c["seed"], "model": c["model"], "train": c["train"],
                          "periods": c["data"]["periods"]},
-              ["pipeline.stages", "pipeline.train", "pipeline.session", "pipeline.sampler",
-               "pipeline.schedule", "pipeline.checkpoint", "pipeline.tasks", "models", "kernels"],
+              ["pipeline.stages", *TRAIN_CODE],
               inputs=data_inputs, num_cpus=train_cpus, main_output=CHECKPOINT),
         Stage("evaluate", evaluate, lambda c: c["evaluate"],
-              ["pipeline.stages", "pipeline.evaluate", "pipeline.metrics", "pipeline.plots",
-               "pipeline.tasks", "models", "kernels"],
+              ["pipeline.stages", "pipeline.evaluate", "pipeline.plots", *TRAIN_CODE],
               inputs=["train", *data_inputs], main_output="scores.json"),
     ]
     return {s.name: s for s in stages}

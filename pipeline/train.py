@@ -29,13 +29,14 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from pipeline import checkpoint as ckpt_io
+from pipeline.fingerprint import code_fingerprint
 from pipeline.sampler import ResumableDistributedSampler
 from pipeline.schedule import build_optimizer
 from pipeline.tasks import build_task
 
 # Modules whose source decides what training produces (see pipeline/fingerprint.py).
 TRAIN_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline.schedule",
-              "pipeline.checkpoint", "pipeline.tasks", "pipeline.ingest", "models", "kernels"]
+              "pipeline.checkpoint", "pipeline.tasks", "pipeline.metrics", "models", "kernels"]
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +161,8 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             f"train.batch_size {tcfg['batch_size']} is larger than the {len(train_ds)} "
             f"training samples allow on {world} workers"
         )
-    meta_static = {"task": task.name, "config": cfg, "world_size": world, **task.checkpoint_meta()}
+    meta_static = {"task": task.name, "config": cfg, "world_size": world,
+                   "code_fingerprint": code_fingerprint(TRAIN_CODE), **task.checkpoint_meta()}
 
     step, rng = 0, None
     with session.latest_checkpoint() as resume:

@@ -128,3 +128,19 @@ def test_user_error_inside_a_stage_surfaces_as_itself(ray_cluster, tmp_path):
     assert not (tmp_path / "run" / "ingest").exists()
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["stages"]["ingest"]["status"] == "failed"
+
+
+def test_checkpoint_refuses_data_with_other_channels(first_run, tmp_path):
+    from pipeline.errors import UserError
+    from pipeline.evaluate import evaluate_checkpoint
+    from pipeline.ingest import prepare_weather
+
+    run_dir = first_run[0]
+    other = tmp_path / "other.zarr"
+    prepare_weather(run_dir / "ingest" / "raw.zarr", other, variables=["2m_temperature"],
+                    train_period=("2020-01-01", "2020-01-03T18"))
+    inputs = {"prepared": str(other), "graph": str(run_dir / "graph" / "graph.pt")}
+    with pytest.raises(UserError) as e:
+        evaluate_checkpoint(run_dir / "train" / "checkpoint", inputs, tmp_path, max_samples=2)
+    assert "['geopotential_500', '2m_temperature']" in str(e.value)
+    assert "['2m_temperature']" in str(e.value)

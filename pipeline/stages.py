@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from pipeline.errors import ConfigError
 from pipeline.runner import Stage
 from pipeline.train import TRAIN_CODE
 
@@ -41,7 +42,10 @@ def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
                      lon=tuple(float(v) for v in store.lon),
                      mesh_levels=cfg["graph"]["mesh_levels"],
                      radius_fraction=cfg["graph"]["radius_fraction"])
-    g = build_graph(spec)
+    try:
+        g = build_graph(spec)
+    except ValueError as e:  # e.g. graph.mesh_levels too fine for this grid: a config problem
+        raise ConfigError(f"graph (grid {len(spec.lat)}x{len(spec.lon)}): {e}") from None
     save_graph(g, out / GRAPH)
     counts = {"nodes": {t: int(g[t].num_nodes) for t in g.node_types},
               "edges": {"__".join(t): int(g[t].edge_index.shape[1]) for t in g.edge_types},

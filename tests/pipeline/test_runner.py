@@ -144,3 +144,13 @@ def test_checkpoint_refuses_data_with_other_channels(first_run, tmp_path):
         evaluate_checkpoint(run_dir / "train" / "checkpoint", inputs, tmp_path, max_samples=2)
     assert "['geopotential_500', '2m_temperature']" in str(e.value)
     assert "['2m_temperature']" in str(e.value)
+
+
+def test_mesh_too_fine_for_the_grid_is_a_config_error(first_run, ray_cluster, tmp_path):
+    from pipeline.errors import ConfigError
+
+    run_dir = copy_run(first_run[0], tmp_path)
+    with pytest.raises(ConfigError, match="mesh_levels"):
+        run(tiny_cfg(**{"graph.mesh_levels": 4}), run_dir, ray_cluster)
+    assert (run_dir / "graph" / "graph.pt").read_bytes() == (
+        first_run[0] / "graph" / "graph.pt").read_bytes()  # the old output is left alone

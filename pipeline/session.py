@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,7 +73,10 @@ class RaySession:
         from ray.train import Checkpoint
 
         if self.rank == 0:
-            print(format_metrics(metrics), flush=True)
+            # Not print(): Ray Train patches it to go to both the console and its logger, which
+            # shows every line twice.
+            sys.stdout.write(format_metrics(metrics) + "\n")
+            sys.stdout.flush()
         # Every rank reports its part (its RNG state; rank 0 also the weights); Ray Train merges
         # the parts into one checkpoint directory in run storage.
         self._train.report(

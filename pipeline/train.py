@@ -179,7 +179,8 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             step = meta["step"]
             rng = ckpt_io.load_rng(resume, rank)
             if rank == 0:
-                print(f"[train] resumed from {resume.name} at step {step}", flush=True)
+                sys.stdout.write(f"[train] resumed from {resume.name} at step {step}\n")
+                sys.stdout.flush()
 
     loader = make_loader(train_ds, sampler, per_rank, tcfg["loader_workers"],
                          getattr(task, "collate_fn", None))

@@ -18,8 +18,10 @@ STAGE_COMMANDS = ("ingest", "graph", "train", "evaluate")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sluice", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="sluice", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a Sluice pipeline, or one stage of it, on Ray.",
+        epilog="exit codes: 0 ok, 2 bad config or input, 1 any other failure")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     helps = {"run": "run the whole pipeline (skipping stages whose outputs are current)",
              "ingest": "prepare the weather Zarr (writes the synthetic source if configured)",

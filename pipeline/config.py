@@ -69,11 +69,25 @@ class PeriodsConfig(Section):
         return self
 
 
+class RegridConfig(Section):
+    # WeatherBench2's equiangular grid with poles: lat = linspace(90, -90, n_lat),
+    # lon = arange(n_lon) * 360 / n_lon (e.g. 121 x 240 is 1.5°).
+    n_lat: Annotated[int, Field(ge=3, le=2161)]
+    n_lon: Annotated[int, Field(ge=4, le=4320)]
+
+
+COMPACT_SELECTION = ("pressure_variables", "levels", "surface_variables")
+
+
 class DataConfig(Section):
     # "synthetic" writes the deterministic synthetic ERA5-style store inside the ingest stage;
     # anything else is a path to an ERA5/WeatherBench2-style Zarr store or NetCDF file.
     source: str = "synthetic"
     synthetic: SyntheticConfig = SyntheticConfig()
+    # Channel specs, WB2 long names: "var" (surface) or "var@level" (hPa), in output order.
+    # Or the compact form (mutually exclusive with `variables`): each pressure variable at every
+    # level in the order listed, then the surface variables; `variables` is then filled with
+    # that expansion, so the rest of the pipeline sees one list.
     variables: tuple[str, ...] = (
         "geopotential@500",
         "temperature@850",
@@ -81,7 +95,38 @@ class DataConfig(Section):
         "u_component_of_wind@500",
         "v_component_of_wind@500",
     )
+    pressure_variables: tuple[str, ...] = ()
+    levels: tuple[Annotated[float, Field(gt=0)], ...] = ()
+    surface_variables: tuple[str, ...] = ()
+    name_map: dict[str, str] = {}  # {source variable/dim name: WB2 name}
+    time_range: Period | None = None  # inclusive; None = all the source has
+    time_step_hours: Annotated[int, Field(ge=1, le=24 * 366)] | None = None  # None = source's
+    regrid: RegridConfig | None = None
+    fill_nan: Literal["error", "interpolate_time"] | float | None = None  # None = error
+    require_global: bool = True
+    dask_scheduler: Literal["threads", "ray"] = "threads"
     periods: PeriodsConfig = PeriodsConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_compact_selection(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or not any(raw.get(k) for k in COMPACT_SELECTION):
+            return raw
+        from pipeline.names import channel_specs
+
+        if not raw.get("levels") and raw.get("pressure_variables"):
+            raise ValueError("pressure_variables needs levels (hPa), e.g. levels: [500, 850]")
+        if raw.get("levels") and not raw.get("pressure_variables"):
+            raise ValueError("levels needs pressure_variables")
+        expanded = tuple(channel_specs(*(tuple(raw.get(k) or ()) for k in COMPACT_SELECTION)))
+        given = raw.get("variables")
+        # A dumped config carries both (the expansion in `variables`): accept that, refuse a
+        # user-given list that says something else.
+        if given is not None and tuple(given) != expanded:
+            raise ValueError("variables is mutually exclusive with pressure_variables/levels/"
+                             "surface_variables: give either the explicit list or the compact "
+                             "form")
+        return {**raw, "variables": expanded}
 
     @field_validator("source")
     @classmethod
@@ -90,13 +135,39 @@ class DataConfig(Section):
             raise ValueError(f"file or store not found: {v} (or use 'synthetic')")
         return v
 
+    @field_validator("variables", "pressure_variables", "surface_variables")
+    @classmethod
+    def _wb2_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from pipeline.names import ERA5_TO_WB2
+
+        for spec in v:
+            name = spec.partition("@")[0]
+            if name in ERA5_TO_WB2:
+                raise ValueError(f"'{spec}': channels use WeatherBench2 long names; write "
+                                 f"'{ERA5_TO_WB2[name]}' (the source may still use '{name}')")
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {list(v)}")
+        return v
+
     @field_validator("variables")
     @classmethod
     def _nonempty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         if not v:
             raise ValueError("at least one variable is needed")
+        return v
+
+    @field_validator("levels")
+    @classmethod
+    def _distinct_levels(cls, v: tuple[float, ...]) -> tuple[float, ...]:
         if len(set(v)) != len(v):
-            raise ValueError(f"duplicate variables in {list(v)}")
+            raise ValueError(f"duplicate levels in {list(v)}")
+        return v
+
+    @field_validator("fill_nan", mode="before")
+    @classmethod
+    def _no_bool_fill(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML `yes`/`true` would otherwise become 1.0
+            raise ValueError("expected null, 'error', 'interpolate_time' or a number")
         return v
 
 

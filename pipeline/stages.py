@@ -29,8 +29,16 @@ def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
             out / "raw.zarr", start=str(s["start"]), end=str(s["end"]), n_lat=s["n_lat"],
             n_lon=s["n_lon"], levels=tuple(s["levels"]), seed=s["seed"],
         )
+    # `variables` already holds the compact selection's expansion (config.DataConfig).
+    time_range = data.get("time_range")
     prepare_weather(source, out / PREPARED, variables=list(data["variables"]),
-                    train_period=tuple(str(t) for t in data["periods"]["train"]))
+                    train_period=tuple(str(t) for t in data["periods"]["train"]),
+                    time_range=None if time_range is None else tuple(str(t) for t in time_range),
+                    name_map=data.get("name_map") or None,
+                    time_step_hours=data.get("time_step_hours"), regrid=data.get("regrid"),
+                    fill_nan=data.get("fill_nan"),
+                    require_global=data.get("require_global", True),
+                    dask_scheduler_kind=data.get("dask_scheduler", "threads"))
 
 
 def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
@@ -96,7 +104,8 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
     if weather:
         stages += [
             Stage("ingest", ingest, lambda c: c["data"],
-                  ["pipeline.stages", "pipeline.ingest", "pipeline.synthetic"],
+                  ["pipeline.stages", "pipeline.ingest", "pipeline.names", "pipeline.regrid",
+                   "pipeline.synthetic"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),

@@ -87,3 +87,57 @@ def test_times_are_parsed_as_users_write_them(tmp_path):
     assert str(cfg.data.periods.test[1]) == "2020-02-29 18:00:00"
     with pytest.raises(ConfigError, match="data.periods.val"):
         load_config(write(tmp_path, "data: {periods: {val: [2020-02-20, yesterday]}}\n"))
+
+
+ONEFORECAST_DATA = (
+    "data:\n"
+    "  pressure_variables: [geopotential, specific_humidity, temperature, u_component_of_wind,"
+    " v_component_of_wind]\n"
+    "  levels: [50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000]\n"
+    "  surface_variables: [10m_u_component_of_wind, 10m_v_component_of_wind, 2m_temperature,"
+    " mean_sea_level_pressure]\n"
+)
+
+
+def test_compact_selection_expands_to_oneforecasts_69_channels(tmp_path):
+    cfg = load_config(write(tmp_path, ONEFORECAST_DATA + "  regrid: {n_lat: 121, n_lon: 240}\n"
+                            "  time_step_hours: 6\n  fill_nan: -1.5\n"
+                            "evaluate: {plot_variable: specific_humidity_700}\n"))
+    v = cfg.data.variables
+    assert len(v) == 69 and v[:2] == ("geopotential@50", "geopotential@100")
+    assert v[12:14] == ("geopotential@1000", "specific_humidity@50")
+    assert v[-4:] == ("10m_u_component_of_wind", "10m_v_component_of_wind", "2m_temperature",
+                      "mean_sea_level_pressure")
+    assert cfg.data.regrid.n_lat == 121 and cfg.data.time_step_hours == 6
+    assert cfg.data.fill_nan == -1.5 and cfg.data.require_global
+    # The dumped config (what stages and fingerprints see) validates again unchanged.
+    assert Config.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+def test_default_data_section_is_unchanged():
+    data = Config().data
+    assert data.variables[0] == "geopotential@500" and len(data.variables) == 5
+    assert (data.regrid, data.time_step_hours, data.fill_nan, data.time_range) == (
+        None, None, None, None)
+    assert data.dask_scheduler == "threads" and data.name_map == {}
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (ONEFORECAST_DATA + "  variables: [2m_temperature]\n",
+         "variables is mutually exclusive with pressure_variables/levels/surface_variables"),
+        ("data: {pressure_variables: [temperature]}\n", "needs levels"),
+        ("data: {levels: [500]}\n", "levels needs pressure_variables"),
+        ("data: {variables: [t2m]}\n", "write '2m_temperature'"),
+        ("data: {regrid: {n_lat: 121}}\n", "data.regrid.n_lon"),
+        ("data: {fill_nan: nearest}\n", "data.fill_nan"),
+        ("data: {fill_nan: yes}\n", "data.fill_nan"),
+        ("data: {dask_scheduler: distributed}\n", "data.dask_scheduler"),
+        ("data: {time_step_hours: 0}\n", "data.time_step_hours"),
+    ],
+)
+def test_bad_data_selection_names_the_key(tmp_path, text, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, text))
+    assert needle in str(e.value)

@@ -72,14 +72,33 @@ def _normalise_rows(overlap: np.ndarray, what: str) -> np.ndarray:
     return overlap / total
 
 
-def latitude_weights(src_lat: np.ndarray, dst_lat: np.ndarray) -> np.ndarray:
-    """[H_dst, H_src] weights, rows summing to 1: band overlaps measured in sin φ."""
-    def sin_edges(lat):  # ascending sin φ edges, and the permutation back to lat's own order
-        edges = np.sin(np.deg2rad(latitude_edges(lat)))
+def gaussian_latitude_edges(nlat: int) -> np.ndarray:
+    """Edges [nlat + 1], north → south, of the cells whose areas are the Gauss–Legendre weights.
+
+    Midpoints between Gaussian latitudes are not the cells a GL quadrature integrates over; these
+    are: sin φ of edge k = 1 − Σ_{i<k} w_i / 2π (ducc0's weights sum to 4π with nphi = 1).
+    """
+    import ducc0
+
+    w = ducc0.misc.GL_weights(nlat, 1)
+    sin_edges = 1.0 - np.concatenate([[0.0], np.cumsum(w) / (2.0 * np.pi)])
+    return np.rad2deg(np.arcsin(np.clip(sin_edges, -1.0, 1.0)))
+
+
+def latitude_weights(src_lat: np.ndarray, dst_lat: np.ndarray, *,
+                     src_edges: np.ndarray | None = None) -> np.ndarray:
+    """[H_dst, H_src] weights, rows summing to 1: band overlaps measured in sin φ.
+
+    ``src_edges`` [H_src + 1] (same order as ``src_lat``) replaces the midpoint edges, e.g.
+    ``gaussian_latitude_edges`` for a Gauss–Legendre source.
+    """
+    def sin_edges(lat, edges=None):  # ascending sin φ edges, and the way back to lat's order
+        edges = np.sin(np.deg2rad(latitude_edges(lat) if edges is None else edges))
         return (edges, slice(None)) if lat[0] < lat[-1] else (edges[::-1], slice(None, None, -1))
 
-    src_edges, src_order = sin_edges(np.asarray(src_lat, dtype=np.float64))
-    dst_edges, dst_order = sin_edges(np.asarray(dst_lat, dtype=np.float64))
+    src_sin, src_order = sin_edges(np.asarray(src_lat, dtype=np.float64), src_edges)
+    dst_sin, dst_order = sin_edges(np.asarray(dst_lat, dtype=np.float64))
+    src_edges, dst_edges = src_sin, dst_sin
     overlap = _interval_overlap(dst_edges, src_edges)[dst_order][:, src_order]
     return _normalise_rows(overlap, "latitude")
 
@@ -125,6 +144,14 @@ def regrid_conservative(x: xr.DataArray, lat: np.ndarray, lon: np.ndarray) -> xr
                                               longitude=np.asarray(lon, dtype=np.float64))
 
 
+def regrid_conservative_array(field: np.ndarray, src_lat, src_lon, dst_lat, dst_lon, *,
+                              src_lat_edges: np.ndarray | None = None) -> np.ndarray:
+    """numpy form of `regrid_conservative`: field [..., H, W] → [..., H', W'] (float64)."""
+    return _apply_weights(np.asarray(field),
+                          w_lat=latitude_weights(src_lat, dst_lat, src_edges=src_lat_edges),
+                          w_lon=longitude_weights(src_lon, dst_lon))
+
+
 def _apply_weights(x: np.ndarray, *, w_lat: np.ndarray, w_lon: np.ndarray) -> np.ndarray:
     """x [..., H, W] → w_lat [H', H] · x · w_lonᵀ [W, W'] = [..., H', W'] in float64."""
     # Each target cell overlaps only a few source cells, so the weights are sparse: one sparse
@@ -138,11 +165,11 @@ def _apply_weights(x: np.ndarray, *, w_lat: np.ndarray, w_lon: np.ndarray) -> np
     return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
-def area_weights(lat: np.ndarray) -> np.ndarray:
+def area_weights(lat: np.ndarray, edges: np.ndarray | None = None) -> np.ndarray:
     """Relative areas [H] of latitude bands (Δ sin φ over the cell edges), summing to 1 globally.
 
     The weights for an area-weighted mean that match `regrid_conservative`'s cells exactly
-    (pole rows of grids with poles are half cells).
+    (pole rows of grids with poles are half cells); ``edges`` as in `latitude_weights`.
     """
-    edges = np.sin(np.deg2rad(latitude_edges(lat)))
+    edges = np.sin(np.deg2rad(latitude_edges(lat) if edges is None else edges))
     return np.abs(np.diff(edges)) / 2.0

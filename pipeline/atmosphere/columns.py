@@ -1,0 +1,189 @@
+"""Vertical structure: 13 pressure levels and the surface, derived from one core state.
+
+Inputs on any grid (``sht.SphericalGrid``: the native Gauss–Legendre grid, or a finer
+equiangular one by spectral synthesis), each [H, W]: the core's rotational wind (u_c, v_c), its
+geopotential anomaly Φ_c, the tracers θ1, θ2 (K) and χ = exp(s); the insolation I and land
+fraction L (``forcing.py``).
+
+Temperature, [L, H, W] in K (p in hPa, k a level):
+    T_k = T_ISA(p_k) + c_k Φ_c / R_d + w1_k θ1 + w2_k θ2 + d_k B + e_k (χ - 0.5)
+          + s_k θ3
+    T_ISA = 288.15 (p / 1013.25)^(R_d Γ / g) above 226.32 hPa, 216.65 K above (ISA)
+    B = ΔT_bl (0.3 + 0.7 L)(I - 1/π): the boundary layer's diurnal cycle
+with the level profiles c, w1, w2, d, e, s of ``profiles()`` (a barotropic part, a lower- and an
+upper-tropospheric mode that changes sign in the stratosphere, the boundary layer, latent
+heating, the stratosphere's own advected temperature θ3). T is taken as piecewise linear in
+ln p between the 13 levels, which are always all computed (selecting levels never changes a
+value).
+
+Geopotential, hydrostatic, integrated upwards from 1000 hPa (exact for that T):
+    Φ_1000 = Φ_ISA(1000 hPa) + a0 Φ_c,  Φ_ISA(1000) = g · 110.9 m
+    Φ_k = Φ_{k+1} + R_d (T_k + T_{k+1}) / 2 · ln(p_{k+1} / p_k)
+so Φ_500 - Φ_1000 = R_d T̄ ln 2 with T̄ the ln p-trapezoid mean of T over 1000..500 hPa.
+
+Winds (geostrophic in mid-latitudes, thermal wind included): each T term X_j with profile
+coefficient x_{j,k} adds G_{j,k} X_j to Φ_k, with G_{j,k} = R_d · (ln-p trapezoid of x_j from
+1000 hPa to p_k); its wind is G_{j,k} (u_g, v_g)(X_j), with
+    u_g(X) = -(1/f̃) (1/a) ∂X/∂φ,  v_g(X) = (1/f̃) (1/(a cos φ)) ∂X/∂λ,
+    1/f̃ = sin φ / (2Ω (sin²φ + sin²12°))   (1/f within 8 % poleward of 45°, 0 at the equator)
+evaluated on θ smoothed by exp(-l(l+1)/(l₀(l₀+1))), l₀ = 16: the thermal wind balances the
+synoptic-scale temperature field, fronts narrower than ~1000 km carry no extra wind
+and the core's own part is A_k (u_c, v_c) with A_k = a0 + G_{c,k} / R_d-scaled likewise. The
+small boundary-layer and latent terms (d, e) carry no wind. The core's divergent wind is added
+as 4 b_k (u_χ, v_χ), b_k = cos(π ln(1000/p) / ln(1000/150)) (first baroclinic mode).
+
+Humidity, kg kg⁻¹: q_k = RH_k q_sat(T_k, p_k) + q_strat,  RH_k = r_k χ^{n_k} ≤ 1,
+    q_sat = ε e_s / (p - (1 - ε) e_s),   e_s = 6.112 exp(17.67 (T - 273.15) / (T - 29.65)) hPa
+    q_strat = 2.5e-6 (1 + 0.01 θ2)   (the stratosphere's near-constant water vapour)
+
+Surface, [H, W]:
+    2m_temperature = T_1000 - 0.5 K + ΔT_2m (0.2 + 0.8 L) cos φ cos(2π (h_local - 15 h) / 24 h)
+    10 m wind = (0.75 - 0.2 L) R(α) (u, v)_1000,  α = 20° tanh(φ / 10°) (backing towards low
+                pressure, Ekman turning), R(α) the anticlockwise rotation
+    mean_sea_level_pressure = 1000 hPa · exp(Φ_1000 / (R_d (T_1000 + Γ Φ_1000 / (2 g))))  [Pa]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.atmosphere import forcing
+from pipeline.atmosphere.core import EARTH_ROTATION, AtmosphereConfig, CoreState
+from pipeline.atmosphere.sht import SphericalGrid
+
+GRAVITY = 9.80665  # g, m s⁻²
+R_DRY = 287.05  # R_d, J kg⁻¹ K⁻¹
+LAPSE_RATE = 6.5e-3  # Γ, K m⁻¹
+EPSILON = 0.622  # R_d / R_v
+LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)  # hPa, WB2's 13
+CORE_SURFACE_FRACTION = 0.25  # a0
+BOUNDARY_LAYER_DIURNAL = 4.0  # ΔT_bl, K
+SCREEN_DIURNAL = 3.0  # ΔT_2m, K
+DIVERGENT_GAIN = 10.0  # the core's divergent wind is weak (gravity waves, tides)
+LATENT_HEATING = 4.0  # K per unit χ at 600 hPa
+F_FLOOR = np.sin(np.deg2rad(12.0)) ** 2
+THERMAL_WIND_SCALE = 16  # l₀ of the Gaussian filter exp(-l(l+1)/(l₀(l₀+1))) on θ for the winds
+
+
+def isa_temperature(p) -> np.ndarray:
+    """ISA temperature (K) at pressure p (hPa): 6.5 K/km troposphere, 216.65 K above."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.maximum(288.15 * (p / 1013.25) ** (R_DRY * LAPSE_RATE / GRAVITY), 216.65)
+
+
+def profiles(levels=LEVELS) -> dict[str, np.ndarray]:
+    """The level coefficients of every temperature term, each [L] (see the module docstring)."""
+    p = np.asarray(levels, dtype=np.float64)
+    lnp = np.log(p)
+    troposphere = 1.0 / (1.0 + np.exp(-(lnp - np.log(180.0)) / 0.2))
+    return {
+        "core": 0.12 * troposphere - 0.04 * (1.0 - troposphere),  # c_k (per Φ_c / R_d)
+        "lower": np.exp(-((np.log(1000.0 / p) / 0.8) ** 2)),  # w1_k
+        "upper": np.exp(-((np.log(p / 300.0) / 0.6) ** 2))
+        - 0.3 * np.exp(-((np.log(p / 70.0) / 0.45) ** 2)),  # w2_k
+        "boundary": np.exp(-((np.log(1000.0 / p) / 0.08) ** 2)),  # d_k
+        "latent": LATENT_HEATING * np.exp(-((np.log(p / 600.0) / 0.4) ** 2)),  # e_k
+        "stratosphere": np.exp(-((np.log(p / 50.0) / 0.7) ** 2)),  # s_k
+        "rh_scale": 0.95 * (p / 1000.0) ** 0.6 * (troposphere + 0.003 * (1.0 - troposphere)),
+        "rh_power": 1.0 + 2.0 * (1.0 - p / 1000.0),  # n_k
+        "baroclinic": np.cos(np.pi * np.log(1000.0 / p) / np.log(1000.0 / 150.0)),  # b_k
+    }
+
+
+def thickness_operator(levels=LEVELS) -> np.ndarray:
+    """G [L, L]: Φ_k - Φ_1000 = R_d Σ_j G[k, j] T_j (ln-p trapezoid from the last level up).
+
+    ``levels`` ascending in hPa, ending at the surface level (1000 hPa).
+    """
+    lnp = np.log(np.asarray(levels, dtype=np.float64))
+    n = lnp.size
+    g = np.zeros((n, n))
+    for k in range(n - 2, -1, -1):
+        g[k] = g[k + 1]
+        half = 0.5 * (lnp[k + 1] - lnp[k])
+        g[k, k] += half
+        g[k, k + 1] += half
+    return R_DRY * g
+
+
+def saturation_specific_humidity(temperature, pressure_hpa) -> np.ndarray:
+    """q_sat (kg kg⁻¹) from T (K) and p (hPa), Bolton's e_s over water."""
+    e_s = 6.112 * np.exp(17.67 * (temperature - 273.15) / (temperature - 29.65))
+    e_s = np.minimum(e_s, 0.5 * pressure_hpa)
+    return EPSILON * e_s / (pressure_hpa - (1.0 - EPSILON) * e_s)
+
+
+def _inverse_coriolis(lat) -> np.ndarray:
+    s = np.sin(np.deg2rad(np.asarray(lat, float)))[:, None]
+    return s / (2.0 * EARTH_ROTATION * (s * s + F_FLOOR))
+
+
+def column_fields(state: CoreState, config: AtmosphereConfig, grid: SphericalGrid,
+                  ) -> dict[str, np.ndarray]:
+    """All variables on ``grid`` at ``state.time`` (float64): 4-D ones [13, H, W], others [H, W].
+
+    ``grid`` must have ``lmax == config.lmax``.
+    """
+    t = state.time
+    lat, lon = grid.latitude, grid.longitude
+    phi = np.deg2rad(lat)[:, None]
+    u_c, v_c = grid.winds(grid.inverse_laplacian * state.vorticity, 0.0 * state.vorticity)
+    height = grid.to_grid(state.geopotential)
+    theta1, theta2, theta3, log_moisture = (grid.to_grid(q) for q in state.tracers)
+    moisture = np.clip(np.exp(log_moisture), 0.05, 1.0)  # χ
+    land = forcing.land_fraction(lat, lon)
+    sun = forcing.insolation(t, lat, lon)
+    prof = profiles()
+    levels = np.asarray(LEVELS, float)[:, None, None]
+    c = {k: v[:, None, None] for k, v in prof.items()}
+
+    boundary = BOUNDARY_LAYER_DIURNAL * (0.3 + 0.7 * land) * (sun - 1.0 / np.pi)
+    temperature = (isa_temperature(levels) + c["core"] * height / R_DRY + c["lower"] * theta1
+                   + c["upper"] * theta2 + c["boundary"] * boundary
+                   + c["latent"] * (moisture - 0.5) + c["stratosphere"] * theta3)
+    g = thickness_operator()  # [L, L]
+    surface = GRAVITY * 110.9 + CORE_SURFACE_FRACTION * height  # Φ_1000
+    geopotential = surface + np.einsum("kj,jhw->khw", g, temperature)
+
+    # winds: the core's part A_k (u_c, v_c) plus the thermal wind of θ1, θ2 and the stratosphere
+    inv_f = _inverse_coriolis(lat)
+    gains = {name: g @ prof[name] for name in ("core", "lower", "upper", "stratosphere")}
+    core_gain = CORE_SURFACE_FRACTION + gains["core"] / R_DRY
+    u = core_gain[:, None, None] * u_c
+    v = core_gain[:, None, None] * v_c
+    ll1 = grid.degree * (grid.degree + 1.0)
+    smooth = np.exp(-ll1 / (THERMAL_WIND_SCALE * (THERMAL_WIND_SCALE + 1.0)))
+    for name, field in (("lower", state.tracers[0]), ("upper", state.tracers[1]),
+                        ("stratosphere", state.tracers[2])):
+        dx, dy = grid.gradient(smooth * field)
+        u = u - gains[name][:, None, None] * inv_f * dy
+        v = v + gains[name][:, None, None] * inv_f * dx
+    # the core's divergent wind, in the first baroclinic mode (inflow low, outflow aloft)
+    u_d, v_d = grid.winds(0.0 * state.divergence, grid.inverse_laplacian * state.divergence)
+    u = u + DIVERGENT_GAIN * prof["baroclinic"][:, None, None] * u_d
+    v = v + DIVERGENT_GAIN * prof["baroclinic"][:, None, None] * v_d
+
+    rh = np.minimum(c["rh_scale"] * moisture ** c["rh_power"], 1.0)
+    humidity = rh * saturation_specific_humidity(temperature, levels) + 2.5e-6 * (
+        1.0 + 0.01 * theta2)
+
+    t1000, phi1000 = temperature[-1], geopotential[-1]
+    local_hour = (t % forcing.DAY) / 3600.0 + lon[None, :] / 15.0
+    t2m = t1000 - 0.5 + SCREEN_DIURNAL * (0.2 + 0.8 * land) * np.cos(phi) * np.cos(
+        2.0 * np.pi * (local_hour - 15.0) / 24.0)
+    turn = np.deg2rad(20.0) * np.tanh(np.rad2deg(phi) / 10.0)
+    factor = 0.75 - 0.2 * land
+    u10 = factor * (np.cos(turn) * u[-1] - np.sin(turn) * v[-1])
+    v10 = factor * (np.sin(turn) * u[-1] + np.cos(turn) * v[-1])
+    mslp = 1.0e5 * np.exp(phi1000 / (R_DRY * (t1000 + LAPSE_RATE * phi1000 / (2 * GRAVITY))))
+    return {
+        "geopotential": geopotential,
+        "temperature": temperature,
+        "u_component_of_wind": u,
+        "v_component_of_wind": v,
+        "specific_humidity": humidity,
+        "2m_temperature": t2m,
+        "10m_u_component_of_wind": u10,
+        "10m_v_component_of_wind": v10,
+        "mean_sea_level_pressure": mslp,
+    }

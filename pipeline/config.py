@@ -47,6 +47,11 @@ Period = tuple[Timestamp, Timestamp]
 
 
 class SyntheticConfig(Section):
+    # "rossby_haurwitz": analytic drifting waves (pipeline/synthetic.py), seconds to write.
+    # "atmosphere": the forced spectral shallow-water core (pipeline/atmosphere), 13 levels +
+    # surface, seasonal and diurnal cycles; its variables and levels follow data.variables.
+    kind: Literal["rossby_haurwitz", "atmosphere"] = "rossby_haurwitz"
+    spinup_days: Annotated[float, Field(ge=0)] | None = None  # atmosphere only; None = default
     start: Timestamp = dt.datetime(2020, 1, 1)
     end: Timestamp = dt.datetime(2020, 2, 29, 18)
     n_lat: Annotated[int, Field(ge=8, le=721)] = 32

@@ -5,6 +5,7 @@ Each is a plain function ``fn(cfg, inputs, out, work)`` writing into ``out`` (se
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -22,13 +23,7 @@ def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
     data = cfg["data"]
     source = data["source"]
     if source == "synthetic":
-        from pipeline.synthetic import write_synthetic_era5
-
-        s = data["synthetic"]
-        source = write_synthetic_era5(
-            out / "raw.zarr", start=str(s["start"]), end=str(s["end"]), n_lat=s["n_lat"],
-            n_lon=s["n_lon"], levels=tuple(s["levels"]), seed=s["seed"],
-        )
+        source = write_synthetic_source(data, out / "raw.zarr")
     # `variables` already holds the compact selection's expansion (config.DataConfig).
     time_range = data.get("time_range")
     prepare_weather(source, out / PREPARED, variables=list(data["variables"]),
@@ -39,6 +34,27 @@ def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
                     fill_nan=data.get("fill_nan"),
                     require_global=data.get("require_global", True),
                     dask_scheduler_kind=data.get("dask_scheduler", "threads"))
+
+
+def write_synthetic_source(data: dict, path: Path) -> Path:
+    """The configured synthetic ERA5-layout store, holding what ``data.variables`` asks for."""
+    s = data["synthetic"]
+    if s["kind"] == "rossby_haurwitz":
+        from pipeline.synthetic import write_synthetic_era5
+
+        return write_synthetic_era5(path, start=str(s["start"]), end=str(s["end"]),
+                                    n_lat=s["n_lat"], n_lon=s["n_lon"],
+                                    levels=tuple(s["levels"]), seed=s["seed"])
+    from pipeline.atmosphere import AtmosphereConfig, write_synthetic_atmosphere
+
+    specs = [spec.partition("@") for spec in data["variables"]]
+    config = AtmosphereConfig(seed=s["seed"])
+    if s["spinup_days"] is not None:
+        config = dataclasses.replace(config, spinup_days=s["spinup_days"])
+    return write_synthetic_atmosphere(
+        path, start=str(s["start"]), end=str(s["end"]), grid=(s["n_lat"], s["n_lon"]),
+        variables=sorted({name for name, _, _ in specs}),
+        levels=sorted({int(float(level)) for _, _, level in specs if level}), config=config)
 
 
 def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
@@ -105,7 +121,7 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
         stages += [
             Stage("ingest", ingest, lambda c: c["data"],
                   ["pipeline.stages", "pipeline.ingest", "pipeline.names", "pipeline.regrid",
-                   "pipeline.synthetic"],
+                   "pipeline.synthetic", "pipeline.atmosphere"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),

@@ -36,7 +36,8 @@ from pipeline.tasks import build_task
 
 # Modules whose source decides what training produces (see pipeline/fingerprint.py).
 TRAIN_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline.schedule",
-              "pipeline.checkpoint", "pipeline.tasks", "pipeline.metrics", "models", "kernels"]
+              "pipeline.checkpoint", "pipeline.tasks", "pipeline.datasets", "pipeline.metrics",
+              "models", "kernels"]
 
 
 def seed_everything(seed: int) -> None:

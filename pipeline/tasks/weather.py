@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from graphs import load_graph
 from models.oneforecast import GatedGNN, GatedGNNConfig
+from pipeline.datasets import WeatherWindows, collate_windows
 from pipeline.ingest import open_prepared
 from pipeline.metrics import WeightedErrorAccumulator, lat_weights
 
@@ -31,37 +31,9 @@ def local_solar_time_features(time_ns: torch.Tensor, lon_deg: torch.Tensor) -> t
     return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).float()
 
 
-class WeatherPairs(Dataset):
-    """(X_t, X_{t+1}, t) for every t with both times inside ``period``."""
-
-    def __init__(self, prepared: str, period: tuple[str, str]):
-        self.prepared = prepared
-        store = open_prepared(prepared)
-        times = store.times
-        start, end = (np.datetime64(str(p), "ns") for p in period)
-        inside = (times >= start) & (times <= end)
-        # t and t+1 both inside the period, so no sample straddles a split boundary.
-        self.index = np.flatnonzero(inside[:-1] & inside[1:])
-        self._times = times.astype("datetime64[ns]").astype(np.int64)
-        self._store = None  # opened lazily: each (spawned) DataLoader worker opens its own
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        if self._store is None:
-            self._store = open_prepared(self.prepared)
-        t = int(self.index[i])
-        x0 = torch.from_numpy(np.asarray(self._store.data[t], dtype=np.float32))
-        x1 = torch.from_numpy(np.asarray(self._store.data[t + 1], dtype=np.float32))
-        return x0, x1, torch.tensor(self._times[t])
-
-    def __getstate__(self):
-        return {**self.__dict__, "_store": None}
-
-
 class WeatherGlobalTask:
     name = "weather_global"
+    collate_fn = staticmethod(collate_windows)  # a batch read as one block, no extra copy
 
     def __init__(self, cfg: dict, inputs: dict[str, str]):
         self.cfg, self.inputs = cfg, inputs
@@ -103,14 +75,19 @@ class WeatherGlobalTask:
     def build_model(self) -> torch.nn.Module:
         return GatedGNN(self.model_config())
 
+    def _windows(self, split: str) -> WeatherWindows:
+        """(X_t, X_{t+1}) windows with both times inside the split's period."""
+        period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
+        return WeatherWindows(self.inputs["prepared"], period, history=1, lead_steps=1)
+
     def train_dataset(self):
-        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["train"])
+        return self._windows("train")
 
     def val_dataset(self):
-        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["val"])
+        return self._windows("val")
 
     def test_dataset(self):
-        return WeatherPairs(self.inputs["prepared"], self.cfg["data"]["periods"]["test"])
+        return self._windows("test")
 
     # -- model input / output in physical units ------------------------------------------------
     def predict_delta(self, model, x0: torch.Tensor, time_ns: torch.Tensor) -> torch.Tensor:
@@ -127,7 +104,8 @@ class WeatherGlobalTask:
         return x0 + (delta * self.diff_std).transpose(1, 2).reshape(x0.shape)
 
     def loss(self, model, batch, device):
-        x0, x1, t = (v.to(device) for v in batch)
+        inputs, targets, t = (v.to(device) for v in batch)
+        x0, x1 = inputs[:, -1], targets[:, 0]  # [B, C, H, W]
         b, c = x0.shape[:2]
         target = ((x1 - x0) / self.diff_std[:, None, None]).reshape(b, c, -1).transpose(1, 2)
         pred = self.predict_delta(model, x0, t).float()  # [B, N, C]
@@ -157,7 +135,8 @@ class WeatherGlobalTask:
         acc_persist = WeightedErrorAccumulator(self.lat, len(self.channels))
         example = None
         for i in range(n):
-            x0, x1, t = ds[i]
+            inputs, targets, t = ds[i]
+            x0, x1 = inputs[-1], targets[0]
             pred = self.forecast(model, x0[None], t[None])[0]
             acc_model.add(pred.numpy(), x1.numpy())
             acc_persist.add(x0.numpy(), x1.numpy())

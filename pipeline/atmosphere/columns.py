@@ -1,5 +1,18 @@
 """Vertical structure: 13 pressure levels and the surface, derived from one core state.
 
+Level-dependent climatology (``climatology.py``): each layer's own time-mean temperature T_z
+(jets, cold tropical tropopause, seasonal stratosphere), the surface pressure belts Φ_s, their
+geostrophic wind, the Hadley/Ferrel v, a land–sea boundary-layer term and a level-dependent
+relative-humidity multiplier M are added to the terms below (T += T_z + T_l, Φ += Φ_z, u += u_z,
+v += v_z, RH *= M).
+
+The core's Φ_c and wind enter split into their zonal mean (m = 0, subscript z), eddies (x) and
+the eddies' quadrature (y, Hilbert transform in λ: coefficients × -i for m > 0): the surface
+takes a0z = 0.05 of the zonal mean (the surface belts come from the climatology) and a0 = 0.25 of
+the eddies; the temperature term is c_k Φ_z + c'_k (cos α_k Φ_x + sin α_k Φ_y), and θ1's eddies
+likewise, with α_k = -110° min(ln(1000/p), ln 4)/ln 4 a westward phase tilt with height; every
+part's wind uses the same gains, so geostrophy and the hydrostatic integral stay exact.
+
 Inputs on any grid (``sht.SphericalGrid``: the native Gauss–Legendre grid, or a finer
 equiangular one by spectral synthesis), each [H, W]: the core's rotational wind (u_c, v_c), its
 geopotential anomaly Φ_c, the tracers θ1, θ2 (K) and χ = exp(s); the insolation I and land
@@ -47,7 +60,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.atmosphere import forcing
+from pipeline.atmosphere import climatology, forcing
 from pipeline.atmosphere.core import EARTH_ROTATION, AtmosphereConfig, CoreState
 from pipeline.atmosphere.sht import SphericalGrid
 
@@ -56,7 +69,10 @@ R_DRY = 287.05  # R_d, J kg⁻¹ K⁻¹
 LAPSE_RATE = 6.5e-3  # Γ, K m⁻¹
 EPSILON = 0.622  # R_d / R_v
 LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)  # hPa, WB2's 13
-CORE_SURFACE_FRACTION = 0.25  # a0
+CORE_SURFACE_FRACTION = 0.25  # a0, of the core's eddies
+EDDY_TEMPERATURE = 0.12  # c'_k in the troposphere (per Φ_c eddy / R_d)
+ZONAL_SURFACE_FRACTION = 0.05  # a0z, of the core's zonal mean (the surface belts are climatology)
+EDDY_TILT = np.deg2rad(110.0)  # westward phase tilt of the eddies from 1000 to 250 hPa
 BOUNDARY_LAYER_DIURNAL = 4.0  # ΔT_bl, K
 SCREEN_DIURNAL = 3.0  # ΔT_2m, K
 DIVERGENT_GAIN = 10.0  # the core's divergent wind is weak (gravity waves, tides)
@@ -78,6 +94,7 @@ def profiles(levels=LEVELS) -> dict[str, np.ndarray]:
     troposphere = 1.0 / (1.0 + np.exp(-(lnp - np.log(180.0)) / 0.2))
     return {
         "core": 0.12 * troposphere - 0.04 * (1.0 - troposphere),  # c_k (per Φ_c / R_d)
+        "eddy": EDDY_TEMPERATURE * troposphere - 0.04 * (1.0 - troposphere),  # c'_k
         "lower": np.exp(-((np.log(1000.0 / p) / 0.8) ** 2)),  # w1_k
         "upper": np.exp(-((np.log(p / 300.0) / 0.6) ** 2))
         - 0.3 * np.exp(-((np.log(p / 70.0) / 0.45) ** 2)),  # w2_k
@@ -86,6 +103,7 @@ def profiles(levels=LEVELS) -> dict[str, np.ndarray]:
         "stratosphere": np.exp(-((np.log(p / 50.0) / 0.7) ** 2)),  # s_k
         "rh_scale": 0.95 * (p / 1000.0) ** 0.6 * (troposphere + 0.003 * (1.0 - troposphere)),
         "rh_power": 1.0 + 2.0 * (1.0 - p / 1000.0),  # n_k
+        "tilt": -EDDY_TILT * np.minimum(np.log(1000.0 / p), np.log(4.0)) / np.log(4.0),
         "baroclinic": np.cos(np.pi * np.log(1000.0 / p) / np.log(1000.0 / 150.0)),  # b_k
     }
 
@@ -127,8 +145,18 @@ def column_fields(state: CoreState, config: AtmosphereConfig, grid: SphericalGri
     t = state.time
     lat, lon = grid.latitude, grid.longitude
     phi = np.deg2rad(lat)[:, None]
-    u_c, v_c = grid.winds(grid.inverse_laplacian * state.vorticity, 0.0 * state.vorticity)
+    # the core split into its zonal mean (m = 0), its eddies and their quadrature (Hilbert in λ)
+    zonal = grid.order == 0
+    psi = grid.inverse_laplacian * state.vorticity
+    quadrature = np.where(zonal, 0.0, -1.0j)
+    u_c, v_c = grid.winds(psi, 0.0 * psi)
+    u_z, v_z = grid.winds(np.where(zonal, psi, 0.0), 0.0 * psi)
+    u_q, v_q = grid.winds(quadrature * psi, 0.0 * psi)
     height = grid.to_grid(state.geopotential)
+    height_z = grid.to_grid(np.where(zonal, state.geopotential, 0.0))
+    height_q = grid.to_grid(quadrature * state.geopotential)
+    core = {"z": (height_z, u_z, v_z), "x": (height - height_z, u_c - u_z, v_c - v_z),
+            "y": (height_q, u_q, v_q)}
     theta1, theta2, theta3, log_moisture = (grid.to_grid(q) for q in state.tracers)
     moisture = np.clip(np.exp(log_moisture), 0.05, 1.0)  # χ
     land = forcing.land_fraction(lat, lon)
@@ -138,22 +166,42 @@ def column_fields(state: CoreState, config: AtmosphereConfig, grid: SphericalGri
     c = {k: v[:, None, None] for k, v in prof.items()}
 
     boundary = BOUNDARY_LAYER_DIURNAL * (0.3 + 0.7 * land) * (sun - 1.0 / np.pi)
-    temperature = (isa_temperature(levels) + c["core"] * height / R_DRY + c["lower"] * theta1
+    tilt = prof["tilt"]
+    weights = {"z": (ZONAL_SURFACE_FRACTION, prof["core"]),
+               "x": (CORE_SURFACE_FRACTION * np.cos(tilt[-1]), prof["eddy"] * np.cos(tilt)),
+               "y": (CORE_SURFACE_FRACTION * np.sin(tilt[-1]), prof["eddy"] * np.sin(tilt))}
+    core_t = sum(weights[b][1][:, None, None] * core[b][0] for b in core) / R_DRY
+    # θ1's eddies tilt with height like the core's: w1_k (θ1_zonal + cos α_k θ1' + sin α_k Hθ1')
+    t1_alm = {"z": np.where(zonal, state.tracers[0], 0.0),
+              "x": np.where(zonal, 0.0, state.tracers[0]), "y": quadrature * state.tracers[0]}
+    t1_w = {"z": prof["lower"], "x": prof["lower"] * np.cos(tilt),
+            "y": prof["lower"] * np.sin(tilt)}
+    theta1_tilted = sum(t1_w[b][:, None, None] * grid.to_grid(t1_alm[b]) for b in t1_alm)
+    temperature = (isa_temperature(levels) + core_t + theta1_tilted
                    + c["upper"] * theta2 + c["boundary"] * boundary
                    + c["latent"] * (moisture - 0.5) + c["stratosphere"] * theta3)
     g = thickness_operator()  # [L, L]
-    surface = GRAVITY * 110.9 + CORE_SURFACE_FRACTION * height  # Φ_1000
-    geopotential = surface + np.einsum("kj,jhw->khw", g, temperature)
+    clim = climatology.zonal_fields(t, lat, LEVELS, g)  # T_z, Φ_z, ∂Φ_z/∂φ, v_z: [L, H, 1]
+    land_t = climatology.land_temperature(t, lat, land, LEVELS)  # [L, H, W]
+    geopotential = (GRAVITY * 110.9 + sum(weights[b][0] * core[b][0] for b in core)
+                    + np.einsum("kj,jhw->khw", g, temperature + land_t) + clim["geopotential"])
+    temperature = temperature + clim["temperature"] + land_t
 
     # winds: the core's part A_k (u_c, v_c) plus the thermal wind of θ1, θ2 and the stratosphere
     inv_f = _inverse_coriolis(lat)
     gains = {name: g @ prof[name] for name in ("core", "lower", "upper", "stratosphere")}
-    core_gain = CORE_SURFACE_FRACTION + gains["core"] / R_DRY
-    u = core_gain[:, None, None] * u_c
-    v = core_gain[:, None, None] * v_c
+    u = -inv_f * clim["dphi_dlat"] / grid.radius
+    v = clim["v"]
+    for b, (_, u_b, v_b) in core.items():
+        gain = (weights[b][0] + g @ weights[b][1] / R_DRY)[:, None, None]
+        u = u + gain * u_b
+        v = v + gain * v_b
     ll1 = grid.degree * (grid.degree + 1.0)
     smooth = np.exp(-ll1 / (THERMAL_WIND_SCALE * (THERMAL_WIND_SCALE + 1.0)))
-    for name, field in (("lower", state.tracers[0]), ("upper", state.tracers[1]),
+    for b in t1_alm:
+        gains["lower_" + b] = g @ t1_w[b]
+    for name, field in (("lower_z", t1_alm["z"]), ("lower_x", t1_alm["x"]),
+                        ("lower_y", t1_alm["y"]), ("upper", state.tracers[1]),
                         ("stratosphere", state.tracers[2])):
         dx, dy = grid.gradient(smooth * field)
         u = u - gains[name][:, None, None] * inv_f * dy
@@ -163,9 +211,11 @@ def column_fields(state: CoreState, config: AtmosphereConfig, grid: SphericalGri
     u = u + DIVERGENT_GAIN * prof["baroclinic"][:, None, None] * u_d
     v = v + DIVERGENT_GAIN * prof["baroclinic"][:, None, None] * v_d
 
-    rh = np.minimum(c["rh_scale"] * moisture ** c["rh_power"], 1.0)
+    rh = np.minimum(c["rh_scale"] * moisture ** c["rh_power"]
+                    * climatology.humidity_multiplier(t, lat, land, LEVELS), 1.0)
+    strat = climatology.layer_profiles(LEVELS)["st"][:, None, None]
     humidity = rh * saturation_specific_humidity(temperature, levels) + 2.5e-6 * (
-        1.0 + 0.01 * theta2)
+        1.0 + 0.01 * theta2) * (1.0 + 0.4 * strat * np.sin(phi) ** 2)
 
     t1000, phi1000 = temperature[-1], geopotential[-1]
     local_hour = (t % forcing.DAY) / 3600.0 + lon[None, :] / 15.0

@@ -15,16 +15,19 @@ from torch_geometric.data import HeteroData
 
 from graphs.connectivity import (
     grid_lat_lon,
+    grid_lat_lon_to_xyz,
     in_mesh_triangle_indices,
-    lat_lon_to_xyz,
     mesh_edge_radius,
     radius_query_indices,
     xyz_to_lat_lon,
 )
-from graphs.features import edge_features, node_features
-from graphs.icosahedral import mesh_hierarchy, multi_mesh_edges
+from graphs.features import indexed_edge_features, node_features
+from graphs.icosahedral import ORIENTATIONS, mesh_hierarchy, multi_mesh_edges, vertex_levels
+from graphs.regions import in_boxes, refine_regions
 
-GRAPH_FORMAT = "sluice.graph/1"
+# 2: edge features reordered to (dx, dy, dz, |d|); mesh `level`/`in_region`; nested meshes.
+GRAPH_FORMAT = "sluice.graph/2"
+REGION_MODES = ("conforming", "oneforecast")
 _DECIMALS = 6
 
 
@@ -40,12 +43,23 @@ class GraphSpec:
     Coordinates are rounded to 6 decimals on construction (about 0.1 m on the ground), so a
     spec equals its JSON round trip and the hash fully determines the graph built from it.
     ``lat``/``lon`` are the grid's coordinate vectors in the order of the data's axes.
+
+    ``regions`` are geographic boxes ``(lat_min, lat_max, lon_min, lon_max)`` in degrees
+    (``lon_min > lon_max`` crosses the date line) refined ``region_levels`` more times beyond
+    ``mesh_levels`` by ``region_mode`` (see ``graphs.regions``). ``max_neighbours`` caps the
+    grid->mesh edges of each grid point at its nearest mesh nodes within the radius.
+    ``mesh_orientation`` is the icosahedron's (see ``graphs.icosahedral.icosahedron``).
     """
 
     lat: tuple[float, ...]
     lon: tuple[float, ...]
     mesh_levels: int = 2
     radius_fraction: float = 0.6
+    regions: tuple[tuple[float, float, float, float], ...] = ()
+    region_levels: int = 0
+    region_mode: str = "conforming"
+    max_neighbours: int | None = None
+    mesh_orientation: str = "sluice"
 
     def __post_init__(self) -> None:
         lat, lon = _canonical(self.lat), _canonical(self.lon)
@@ -61,15 +75,51 @@ class GraphSpec:
             )
         if not self.radius_fraction > 0.0:
             raise ValueError(f"GraphSpec.radius_fraction must be > 0, got {self.radius_fraction}")
+        regions = tuple(_canonical(box) for box in self.regions)
+        for box in regions:
+            if len(box) != 4 or not -90.0 <= box[0] < box[1] <= 90.0:
+                raise ValueError(
+                    "GraphSpec.regions must hold (lat_min, lat_max, lon_min, lon_max) boxes "
+                    f"with -90 <= lat_min < lat_max <= 90, got {box}"
+                )
+        if int(self.region_levels) != self.region_levels or self.region_levels < 0:
+            raise ValueError(
+                f"GraphSpec.region_levels must be an integer >= 0, got {self.region_levels}"
+            )
+        if self.region_mode not in REGION_MODES:
+            raise ValueError(
+                f"GraphSpec.region_mode must be one of {REGION_MODES}, got {self.region_mode!r}"
+            )
+        if self.max_neighbours is not None and (
+            int(self.max_neighbours) != self.max_neighbours or self.max_neighbours < 1
+        ):
+            raise ValueError(
+                f"GraphSpec.max_neighbours must be None or an integer >= 1, "
+                f"got {self.max_neighbours}"
+            )
+        if self.mesh_orientation not in ORIENTATIONS:
+            raise ValueError(
+                f"GraphSpec.mesh_orientation must be one of {ORIENTATIONS}, "
+                f"got {self.mesh_orientation!r}"
+            )
         object.__setattr__(self, "lat", lat)
         object.__setattr__(self, "lon", lon)
         object.__setattr__(self, "mesh_levels", int(self.mesh_levels))
         object.__setattr__(self, "radius_fraction", _canonical([self.radius_fraction])[0])
+        object.__setattr__(self, "regions", regions)
+        object.__setattr__(self, "region_levels", int(self.region_levels))
+        if self.max_neighbours is not None:
+            object.__setattr__(self, "max_neighbours", int(self.max_neighbours))
 
     def to_json(self) -> str:
         """Canonical JSON: sorted keys, no whitespace, floats rounded to 6 decimals."""
         return json.dumps(
-            dataclasses.asdict(self) | {"lat": list(self.lat), "lon": list(self.lon)},
+            dataclasses.asdict(self)
+            | {
+                "lat": list(self.lat),
+                "lon": list(self.lon),
+                "regions": [list(box) for box in self.regions],
+            },
             sort_keys=True,
             separators=(",", ":"),
         )
@@ -77,12 +127,8 @@ class GraphSpec:
     @classmethod
     def from_json(cls, s: str) -> GraphSpec:
         fields = json.loads(s)
-        return cls(
-            lat=tuple(fields["lat"]),
-            lon=tuple(fields["lon"]),
-            mesh_levels=fields["mesh_levels"],
-            radius_fraction=fields["radius_fraction"],
-        )
+        fields["regions"] = tuple(tuple(box) for box in fields.get("regions", ()))
+        return cls(**fields)
 
 
 def spec_hash(spec: GraphSpec) -> str:
@@ -95,7 +141,38 @@ def _edge_store(
 ) -> dict[str, torch.Tensor]:
     return {
         "edge_index": torch.from_numpy(np.stack([senders, receivers]).astype(np.int64)),
-        "edge_attr": torch.from_numpy(edge_features(sender_xyz[senders], receiver_xyz[receivers])),
+        "edge_attr": torch.from_numpy(
+            indexed_edge_features(sender_xyz, receiver_xyz, senders, receivers)
+        ),
+    }
+
+
+def build_mesh(spec: GraphSpec) -> dict[str, np.ndarray]:
+    """The (possibly nested) mesh of a spec, before any grid is attached.
+
+    Returns:
+        dict with ``vertices`` [M, 3] float64 unit vectors; ``faces`` [F, 3] int64 leaf
+        triangles tiling the sphere; ``senders``/``receivers`` [E] int64 multi-mesh edges
+        (see ``multi_mesh_edges``); ``level`` [M] int64, the refinement at which each node
+        first appears (``mesh_levels + j`` for round j of the regional refinement);
+        ``radius`` the longest edge (chord) of the unrefined finest level.
+    """
+    hierarchy = mesh_hierarchy(spec.mesh_levels, spec.mesh_orientation)
+    vertices, faces = hierarchy[-1]
+    level = vertex_levels([v.shape[0] for v, _ in hierarchy])
+    extra_faces: list[np.ndarray] = []
+    if spec.regions and spec.region_levels:
+        nested = refine_regions(vertices, faces, spec.regions, spec.region_levels, spec.region_mode)
+        vertices, faces, extra_faces = nested.vertices, nested.faces, nested.edge_faces
+        level = np.concatenate([level, spec.mesh_levels + nested.new_vertex_round])
+    senders, receivers = multi_mesh_edges(hierarchy, extra_faces)
+    return {
+        "vertices": vertices,
+        "faces": faces,
+        "senders": senders,
+        "receivers": receivers,
+        "level": level,
+        "radius": mesh_edge_radius(*hierarchy[-1]),
     }
 
 
@@ -103,44 +180,50 @@ def build_graph(spec: GraphSpec) -> HeteroData:
     """The encoder, processor and decoder graphs of GraphCast / OneForecast.
 
     Node types ``grid`` ([H * W], row-major over (lat, lon), see ``grid_lat_lon``) and
-    ``mesh`` (finest refinement's vertices), each with ``x`` [N, 3] float32 node features,
-    ``pos`` [N, 3] float32 unit vectors, ``lat``/``lon`` [N] float32 degrees. Edge types,
-    each with ``edge_index`` [2, E] int64 (row 0 senders, row 1 receivers) and ``edge_attr``
-    [E, 4] float32, sorted by receiver:
+    ``mesh`` (finest refinement's vertices, nested mesh included), each with ``x`` [N, 3]
+    float32 node features (``node_features``), ``pos`` [N, 3] float32 unit vectors,
+    ``lat``/``lon`` [N] float32 degrees; ``mesh`` also has ``level`` [M] int64 (refinement at
+    which the node first appears) and ``in_region`` [M] bool (inside a ``spec.regions`` box).
+    Edge types, each with ``edge_index`` [2, E] int64 (row 0 senders, row 1 receivers) and
+    ``edge_attr`` [E, 4] float32 (``edge_features``), sorted by receiver:
 
-    - ``("grid", "to", "mesh")``: pairs closer than ``radius_fraction`` x the longest edge
-      of the finest mesh;
+    - ``("grid", "to", "mesh")``: pairs closer than ``radius_fraction`` x the longest edge of
+      the unrefined finest level (so the radius does not shrink in a region), at most
+      ``max_neighbours`` nearest per grid point;
     - ``("mesh", "to", "mesh")``: the multi-mesh, edges of every refinement;
-    - ``("mesh", "to", "grid")``: the 3 vertices of the mesh triangle holding each grid node.
+    - ``("mesh", "to", "grid")``: the 3 vertices of the finest mesh triangle holding each grid
+      node.
 
     Raises:
         ValueError: some mesh node receives, or some grid node sends, no grid -> mesh edge.
     """
     grid_lat, grid_lon = grid_lat_lon(np.array(spec.lat), np.array(spec.lon))
-    grid_xyz = lat_lon_to_xyz(grid_lat, grid_lon)
-    hierarchy = mesh_hierarchy(spec.mesh_levels)
-    mesh_xyz, mesh_faces = hierarchy[-1]
+    grid_xyz = grid_lat_lon_to_xyz(np.array(spec.lat), np.array(spec.lon))
+    mesh = build_mesh(spec)
+    mesh_xyz = mesh["vertices"]
     mesh_lat, mesh_lon = xyz_to_lat_lon(mesh_xyz)
 
-    radius = spec.radius_fraction * mesh_edge_radius(mesh_xyz, mesh_faces)
-    g2m_grid, g2m_mesh = radius_query_indices(grid_xyz, mesh_xyz, radius)
-    lonely_mesh = mesh_xyz.shape[0] - np.unique(g2m_mesh).shape[0]
+    radius = spec.radius_fraction * mesh["radius"]
+    g2m_grid, g2m_mesh = radius_query_indices(grid_xyz, mesh_xyz, radius, spec.max_neighbours)
+    lonely_mesh = int((np.bincount(g2m_mesh, minlength=mesh_xyz.shape[0]) == 0).sum())
     if lonely_mesh:
+        cap = "" if spec.max_neighbours is None else f" and max_neighbours={spec.max_neighbours}"
         raise ValueError(
             f"{lonely_mesh} of {mesh_xyz.shape[0]} mesh nodes receive no grid->mesh edge: the "
             f"grid (GraphSpec.lat/lon, {len(spec.lat)}x{len(spec.lon)}) is too coarse for "
-            f"GraphSpec.mesh_levels={spec.mesh_levels} at GraphSpec.radius_fraction="
-            f"{spec.radius_fraction}; lower mesh_levels or raise radius_fraction"
+            f"GraphSpec.mesh_levels={spec.mesh_levels} (+ region_levels="
+            f"{spec.region_levels if spec.regions else 0}) at GraphSpec.radius_fraction="
+            f"{spec.radius_fraction}{cap}; lower mesh_levels or raise radius_fraction"
         )
-    lonely_grid = grid_xyz.shape[0] - np.unique(g2m_grid).shape[0]
+    lonely_grid = int((np.bincount(g2m_grid, minlength=grid_xyz.shape[0]) == 0).sum())
     if lonely_grid:
         raise ValueError(
             f"{lonely_grid} of {grid_xyz.shape[0]} grid nodes send no grid->mesh edge: "
             f"GraphSpec.radius_fraction={spec.radius_fraction} is too small for "
             f"GraphSpec.mesh_levels={spec.mesh_levels}; use at least 0.6"
         )
-    m2m_senders, m2m_receivers = multi_mesh_edges(hierarchy)
-    m2g_grid, m2g_mesh = in_mesh_triangle_indices(grid_xyz, mesh_xyz, mesh_faces)
+    m2m_senders, m2m_receivers = mesh["senders"], mesh["receivers"]
+    m2g_grid, m2g_mesh = in_mesh_triangle_indices(grid_xyz, mesh_xyz, mesh["faces"])
 
     data = HeteroData()
     for node_type, xyz, lat, lon in (
@@ -152,6 +235,8 @@ def build_graph(spec: GraphSpec) -> HeteroData:
         store.pos = torch.from_numpy(xyz.astype(np.float32))
         store.lat = torch.from_numpy(lat.astype(np.float32))
         store.lon = torch.from_numpy(lon.astype(np.float32))
+    data["mesh"].level = torch.from_numpy(mesh["level"])
+    data["mesh"].in_region = torch.from_numpy(in_boxes(mesh_lat, mesh_lon, spec.regions))
     for edge_type, stores in (
         (("grid", "to", "mesh"), _edge_store(grid_xyz, mesh_xyz, g2m_grid, g2m_mesh)),
         (("mesh", "to", "mesh"), _edge_store(mesh_xyz, mesh_xyz, m2m_senders, m2m_receivers)),
@@ -161,6 +246,23 @@ def build_graph(spec: GraphSpec) -> HeteroData:
             data[edge_type][key] = value
     data.spec_json = spec.to_json()
     data.spec_hash = spec_hash(spec)
+    return data
+
+
+def graph_cache(spec: GraphSpec, cache_dir: str | os.PathLike) -> HeteroData:
+    """The graph of ``spec``, loaded from ``<cache_dir>/<spec_hash>.pt`` or built and saved
+    there. A file that does not load as this spec's graph is rebuilt and replaced."""
+    path = Path(cache_dir) / f"{spec_hash(spec)}.pt"
+    if path.is_file():
+        try:
+            data = load_graph(path)
+        except ValueError:
+            data = None
+        if data is not None and data.spec_hash == spec_hash(spec):
+            return data
+    data = build_graph(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_graph(data, path)
     return data
 
 

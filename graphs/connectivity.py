@@ -61,27 +61,72 @@ def grid_lat_lon(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return lat_2d.reshape(-1), lon_2d.reshape(-1)
 
 
+def grid_lat_lon_to_xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``lat_lon_to_xyz(*grid_lat_lon(lat, lon))``, with trigonometry on the axes only.
+
+    Args:
+        lat: [H] degrees north.
+        lon: [W] degrees east.
+
+    Returns:
+        [H * W, 3] float64, row-major over (lat, lon).
+    """
+    lat = np.deg2rad(np.asarray(lat, dtype=np.float64))
+    lon = np.deg2rad(np.asarray(lon, dtype=np.float64))
+    xyz = np.empty((lat.shape[0], lon.shape[0], 3))
+    xyz[..., 0] = np.cos(lat)[:, None] * np.cos(lon)[None, :]
+    xyz[..., 1] = np.cos(lat)[:, None] * np.sin(lon)[None, :]
+    xyz[..., 2] = np.sin(lat)[:, None]
+    return xyz.reshape(-1, 3)
+
+
 def radius_query_indices(
-    grid_xyz: np.ndarray, mesh_xyz: np.ndarray, radius: float
+    grid_xyz: np.ndarray,
+    mesh_xyz: np.ndarray,
+    radius: float,
+    max_neighbours: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All grid-mesh pairs within a chord distance.
+    """All grid-mesh pairs within a chord distance, optionally only each grid point's nearest.
+
+    One k-nearest query per grid point on a KD-tree of the mesh (all cores), bounded by the
+    radius; rows that come back full are asked again with a larger k, so without a cap the
+    result is every pair within the radius.
 
     Args:
         grid_xyz: [N, 3] unit vectors.
         mesh_xyz: [M, 3] unit vectors.
         radius: chord distance; pairs with distance <= radius are kept.
+        max_neighbours: keep at most this many nearest mesh nodes per grid point
+            (PhysicsNeMo / OneForecast use 4); None keeps all.
 
     Returns:
         grid_idx: [E] int64, sorted by (mesh_idx, grid_idx).
         mesh_idx: [E] int64.
     """
-    pairs = cKDTree(grid_xyz).sparse_distance_matrix(
-        cKDTree(mesh_xyz), radius, output_type="ndarray"
-    )
-    grid_idx = pairs["i"].astype(np.int64)
-    mesh_idx = pairs["j"].astype(np.int64)
-    order = np.lexsort((grid_idx, mesh_idx))
-    return grid_idx[order], mesh_idx[order]
+    tree = cKDTree(mesh_xyz)
+    bound = np.nextafter(radius, np.inf)  # the tree's bound is strict; keep distance == radius
+    rows = np.arange(grid_xyz.shape[0], dtype=np.int64)
+    k = max_neighbours or 8
+    grid_parts, mesh_parts = [], []
+    while rows.shape[0]:
+        k = min(k, mesh_xyz.shape[0])
+        distance, index = tree.query(grid_xyz[rows], k=k, distance_upper_bound=bound, workers=-1)
+        distance, index = distance.reshape(rows.shape[0], k), index.reshape(rows.shape[0], k)
+        full = np.isfinite(distance[:, -1])
+        done = ~full if max_neighbours is None and k < mesh_xyz.shape[0] else np.ones_like(full)
+        if not done.all():
+            rows_done, distance, index = rows[done], distance[done], index[done]
+        else:
+            rows_done = rows
+        found = np.isfinite(distance)  # [R, k], nearest first
+        grid_parts.append(np.broadcast_to(rows_done[:, None], found.shape)[found])
+        mesh_parts.append(index[found].astype(np.int64, copy=False))
+        rows, k = rows[~done], 4 * k
+    num_grid = grid_xyz.shape[0]
+    keys = np.concatenate(mesh_parts) * num_grid + np.concatenate(grid_parts)
+    keys.sort()
+    mesh_idx, grid_idx = np.divmod(keys, num_grid)
+    return grid_idx, mesh_idx
 
 
 def _vertex_coefficients(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -128,45 +173,88 @@ def spherical_barycentric(points: np.ndarray, triangles: np.ndarray) -> np.ndarr
     return coefficients / coefficients.sum(axis=1, keepdims=True)
 
 
+# Smallest coefficient above which the nearest-centroid face is the only one holding a point.
+_CLEARLY_INSIDE = 1e-6
+
+
+def _face_dual_basis(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Per face, the rows n_a, n_b, n_c with ``n_a . p = det(p, b, c) / det(a, b, c)`` etc.
+
+    So ``dual[f] @ p`` are the Cramer coefficients of ``_vertex_coefficients``, for any p.
+
+    Args:
+        vertices: [V, 3].
+        faces: [F, 3] int64, counter-clockwise.
+
+    Returns:
+        [F, 3, 3] float64.
+    """
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    bc, ca, ab = np.cross(b, c), np.cross(c, a), np.cross(a, b)
+    det = np.einsum("ij,ij->i", a, bc)
+    return np.stack([bc, ca, ab], axis=1) / det[:, None, None]
+
+
+def _min_coefficient(points: np.ndarray, dual: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """Smallest Cramer coefficient of each point in its candidate face: [N] from [N, 3],
+    [F, 3, 3], [N]; without an [N, 3, 3] temporary."""
+    out = np.einsum("ij,ij->i", dual[face, 0], points)
+    for row in (1, 2):
+        np.minimum(out, np.einsum("ij,ij->i", dual[face, row], points), out=out)
+    return out
+
+
 def in_mesh_triangle_indices(
-    grid_xyz: np.ndarray, vertices: np.ndarray, faces: np.ndarray
+    grid_xyz: np.ndarray,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    tolerance: float = 1e-9,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The three vertices of the mesh triangle containing each grid point.
 
-    A spherical triangle lies inside the cap centred on its normalised centroid that reaches
-    its farthest vertex, so every face whose centroid is within the largest such cap radius
-    of a point is a candidate, and the containing face is always among them. Of the
-    candidates, the one with the largest smallest barycentric coefficient wins; that picks a
-    single face for points on shared edges and vertices (poles, lon 0) deterministically.
+    Point location by a KD-tree over the faces' normalised centroids (all cores): the face
+    with the nearest centroid holds almost every point clearly inside, checked by the signs
+    of its Cramer coefficients (``_vertex_coefficients``). The few others (near an edge or a
+    vertex, or missed) test every face whose covering cap reaches them and keep the one with
+    the largest smallest coefficient, which must be >= -``tolerance``. Points on a shared
+    edge or vertex (poles, lon 0) land in one of the faces holding them, deterministically.
 
     Args:
         grid_xyz: [N, 3] unit vectors.
         vertices: [V, 3] unit vectors.
-        faces: [F, 3] int64, counter-clockwise, covering the sphere.
+        faces: [F, 3] int64, counter-clockwise, tiling the sphere (hanging nodes allowed).
+        tolerance: coefficients down to ``-tolerance`` count as inside.
 
     Returns:
         grid_idx: [3 * N] int64, ``repeat(arange(N), 3)``.
         mesh_idx: [3 * N] int64, the containing face's vertices (a, b, c) for each point.
     """
-    triangles = vertices[faces]  # [F, 3, 3]
-    centroids = triangles.sum(axis=1)
+    dual = _face_dual_basis(vertices, faces)  # [F, 3, 3]
+    centroids = vertices[faces[:, 0]] + vertices[faces[:, 1]] + vertices[faces[:, 2]]
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    cap_radius = np.linalg.norm(triangles - centroids[:, None, :], axis=2).max()
-    pairs = cKDTree(grid_xyz).sparse_distance_matrix(
-        cKDTree(centroids), cap_radius * (1.0 + 1e-6), output_type="ndarray"
-    )
-    point, face = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
-    # Unnormalised coefficients: same signs as the barycentric weights, and finite for
-    # candidates a quarter-turn away, where the projection onto their plane does not exist.
-    min_weight = _vertex_coefficients(grid_xyz[point], triangles[face]).min(axis=1)
-    # Best candidate first within each point, then keep each point's first row.
-    order = np.lexsort((-min_weight, point))
-    _, first = np.unique(point[order], return_index=True)
+    tree = cKDTree(centroids)
+    face = tree.query(grid_xyz, k=1, workers=-1)[1].astype(np.int64, copy=False)  # [N]
+    # Clearly inside: no other face can hold the point. The rest (near an edge or a vertex,
+    # or outside) choose among their nearest faces by the largest smallest coefficient.
+    missed = np.flatnonzero(_min_coefficient(grid_xyz, dual, face) <= _CLEARLY_INSIDE)
+    if missed.shape[0]:
+        # A spherical triangle lies in the cap about its centroid reaching its farthest
+        # corner, so every face whose centroid is within the largest such cap is a candidate.
+        triangles = vertices[faces]  # [F, 3, 3]
+        cap = np.linalg.norm(triangles - centroids[:, None, :], axis=2).max()
+        pairs = cKDTree(grid_xyz[missed]).sparse_distance_matrix(
+            tree, cap * (1.0 + 1e-6), output_type="ndarray"
+        )
+        point, candidate = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
+        weight = _vertex_coefficients(grid_xyz[missed][point], triangles[candidate]).min(axis=1)
+        # Best candidate first within each point (stable, so ties keep the tree's order).
+        order = np.lexsort((-weight, point))
+        _, first = np.unique(point[order], return_index=True)
+        if first.shape[0] != missed.shape[0] or (weight[order][first] < -tolerance).any():
+            raise ValueError("faces do not cover the sphere, or grid_xyz are not unit vectors")
+        face[missed] = candidate[order][first]
     num_points = grid_xyz.shape[0]
-    if first.shape[0] != num_points:
-        raise ValueError("faces do not cover the sphere, or grid_xyz are not unit vectors")
-    best_face = face[order][first]  # [N]; unique() sorts, so row n is grid point n
-    return np.repeat(np.arange(num_points, dtype=np.int64), 3), faces[best_face].reshape(-1)
+    return np.repeat(np.arange(num_points, dtype=np.int64), 3), faces[face].reshape(-1)
 
 
 def mesh_edge_radius(vertices: np.ndarray, faces: np.ndarray) -> float:

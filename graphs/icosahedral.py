@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 
+ORIENTATIONS = ("sluice", "graphcast")
 
-def icosahedron() -> tuple[np.ndarray, np.ndarray]:
+
+def icosahedron(orientation: str = "sluice") -> tuple[np.ndarray, np.ndarray]:
     """The regular icosahedron inscribed in the unit sphere.
 
-    Vertices are the cyclic permutations of ``(0, ±1, ±phi)``; with this choice the poles and
-    the point lat 0, lon 0 are midpoints of icosahedron edges, so they become mesh vertices
-    from refinement 1 on.
+    Vertices are the cyclic permutations of ``(0, ±1, ±phi)``. With ``orientation="sluice"``
+    the poles and the point lat 0, lon 0 are midpoints of icosahedron edges, so they become
+    mesh vertices from refinement 1 on. ``"graphcast"`` turns it about the y axis as GraphCast's
+    ``get_icosahedron`` does (and so PhysicsNeMo and OneForecast): by half the supplement of
+    the dihedral angle, which puts a face centre on each pole.
+
+    Args:
+        orientation: ``"sluice"`` or ``"graphcast"``.
 
     Returns:
         vertices: [12, 3] float64, unit norm.
@@ -38,6 +45,15 @@ def icosahedron() -> tuple[np.ndarray, np.ndarray]:
         ]
     )
     vertices /= np.linalg.norm(vertices, axis=1, keepdims=True)
+    if orientation == "graphcast":
+        angle = (np.pi - 2.0 * np.arcsin(phi / np.sqrt(3.0))) / 2.0
+        cos, sin = np.cos(angle), np.sin(angle)
+        # GraphCast multiplies row vectors by R_y(angle) from the right.
+        vertices = vertices @ np.array([[cos, 0.0, sin], [0.0, 1.0, 0.0], [-sin, 0.0, cos]])
+    elif orientation != "sluice":
+        raise ValueError(
+            f"icosahedron orientation must be one of {ORIENTATIONS}, got {orientation!r}"
+        )
     faces = np.array(
         [
             [0, 11, 5],
@@ -102,8 +118,8 @@ def subdivide(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.n
     return np.concatenate([vertices, midpoints]), new_faces
 
 
-def mesh_hierarchy(levels: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Icosahedron refined 0, 1, ..., ``levels`` times.
+def mesh_hierarchy(levels: int, orientation: str = "sluice") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Icosahedron (see ``icosahedron`` for ``orientation``) refined 0, 1, ..., ``levels`` times.
 
     Returns:
         ``levels + 1`` pairs (vertices [10 * 4**k + 2, 3], faces [20 * 4**k, 3]); the
@@ -111,7 +127,7 @@ def mesh_hierarchy(levels: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """
     if levels < 0:
         raise ValueError(f"mesh levels must be >= 0, got {levels}")
-    hierarchy = [icosahedron()]
+    hierarchy = [icosahedron(orientation)]
     for _ in range(levels):
         hierarchy.append(subdivide(*hierarchy[-1]))
     return hierarchy
@@ -137,6 +153,7 @@ def faces_to_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def multi_mesh_edges(
     hierarchy: list[tuple[np.ndarray, np.ndarray]],
+    extra_faces: list[np.ndarray] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Union of the edges of every refinement, on the finest mesh's vertex indices.
 
@@ -145,17 +162,38 @@ def multi_mesh_edges(
 
     Args:
         hierarchy: as returned by ``mesh_hierarchy``.
+        extra_faces: more triangles ([F_i, 3] int64 each, e.g. a regional refinement's, see
+            ``graphs.regions``) whose edges join the union; they may index vertices beyond
+            the hierarchy's and need not cover the sphere.
 
     Returns:
         senders: [E] int64, sorted by (receiver, sender), no duplicates, no self loops;
             every edge appears in both directions.
         receivers: [E] int64.
     """
-    num_vertices = hierarchy[-1][0].shape[0]
-    edges = [faces_to_edges(faces) for _, faces in hierarchy]
-    senders = np.concatenate([s for s, _ in edges])
-    receivers = np.concatenate([r for _, r in edges])
-    keys = np.unique(receivers * num_vertices + senders)
+    all_faces = [faces for _, faces in hierarchy] + list(extra_faces)
+    num_vertices = max(hierarchy[-1][0].shape[0], *(int(f.max()) + 1 for f in all_faces))
+    edges = [faces_to_edges(faces) for faces in all_faces]
+    # Both directions explicitly: a partial refinement is not closed, so the face across an
+    # edge need not walk it back.
+    senders = np.concatenate([s for s, _ in edges] + [r for _, r in edges])
+    receivers = np.concatenate([r for _, r in edges] + [s for s, _ in edges])
+    keys = receivers * num_vertices + senders
+    keys.sort()
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
     receivers, senders = np.divmod(keys, num_vertices)
     not_loop = senders != receivers
     return senders[not_loop], receivers[not_loop]
+
+
+def vertex_levels(num_vertices_per_level: list[int]) -> np.ndarray:
+    """Refinement level at which each vertex of a nested hierarchy first appears.
+
+    Args:
+        num_vertices_per_level: vertex counts of levels 0..L (increasing).
+
+    Returns:
+        [V_L] int64.
+    """
+    counts = np.asarray(num_vertices_per_level)
+    return np.searchsorted(counts, np.arange(counts[-1]), side="right").astype(np.int64)

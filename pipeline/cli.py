@@ -2,6 +2,8 @@
 
     sluice run CONFIG [key.sub=value ...] [--run-dir DIR] [--address ADDR]
     sluice ingest|graph|train|evaluate CONFIG [...]   (runs that stage and any stale inputs)
+    sluice graph plot CONFIG [...] [--out PNG]        (builds the graph if stale, then draws it;
+                                                       also spelt `sluice graph-plot`)
 
 Exit codes: 0 ok, 2 bad config or input, 1 any other failure.
 """
@@ -27,9 +29,13 @@ def _parser() -> argparse.ArgumentParser:
              "ingest": "prepare the weather Zarr (writes the synthetic source if configured)",
              "graph": "build the multi-scale grid/mesh graph",
              "train": "train the task's model with Ray Train (DDP)",
-             "evaluate": "score the trained model on the test period"}
+             "evaluate": "score the trained model on the test period",
+             "graph-plot": "build the graph if needed and draw it to a PNG (also: graph plot)"}
     for name, text in helps.items():
         sp = sub.add_parser(name, help=text, description=text)
+        if name == "graph-plot":
+            sp.add_argument("--out", type=Path, default=None,
+                            help="PNG to write (default: RUN_DIR/graph/graph.png)")
         sp.add_argument("config", help="YAML experiment config (see configs/)")
         sp.add_argument("overrides", nargs="*", metavar="key.sub=value",
                         help="config overrides, e.g. train.max_steps=50")
@@ -41,8 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _normalise(argv: list[str]) -> list[str]:
+    """``graph plot ...`` is ``graph-plot ...`` (unless ``plot`` is a config file)."""
+    if argv[:2] == ["graph", "plot"] and not Path("plot").is_file():
+        return ["graph-plot", *argv[2:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_normalise(list(sys.argv[1:] if argv is None else argv)))
     from rich.console import Console
 
     console = Console()
@@ -71,7 +84,8 @@ def _run(args, console) -> int:
     from pipeline.stages import pipeline_stages
 
     stages = pipeline_stages(cfg_dict)
-    targets = list(stages) if args.command == "run" else [args.command]
+    stage_name = "graph" if args.command == "graph-plot" else args.command
+    targets = list(stages) if args.command == "run" else [stage_name]
     if targets[0] not in stages:
         raise UserError(f"stage '{args.command}' is not part of a '{cfg.train.task}' pipeline; "
                         f"its stages are {list(stages)}")
@@ -82,6 +96,12 @@ def _run(args, console) -> int:
     ran = [s for s in stages if s in manifest["stages"]]
     console.print(summary_table(manifest, run_dir.resolve(), ran))
     _print_results(console, run_dir, cfg_dict, ran)
+    if args.command == "graph-plot":
+        from pipeline.stages import GRAPH, graph_plot
+
+        graph_dir = run_dir.resolve() / "graph"
+        png = graph_plot(graph_dir / GRAPH, args.out or graph_dir / "graph.png")
+        console.print(f"graph plot: {png}")
     return 0
 
 

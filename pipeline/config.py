@@ -177,8 +177,26 @@ class DataConfig(Section):
 
 
 class GraphConfig(Section):
+    """The grid/mesh graph (graphs.GraphSpec); defaults give the plain GraphCast multi-mesh."""
+
     mesh_levels: Annotated[int, Field(ge=0, le=6)] = 2
     radius_fraction: Annotated[float, Field(gt=0, le=2)] = 0.6
+    # Nested mesh: [lat_min, lat_max, lon_min, lon_max] boxes in degrees (lon_min > lon_max
+    # crosses the date line), refined region_levels more times (0: no refinement).
+    regions: list[tuple[float, float, float, float]] = []
+    region_levels: Annotated[int, Field(ge=0, le=6)] = 0
+    region_mode: Literal["conforming", "oneforecast"] = "conforming"
+    max_neighbours: Annotated[int, Field(ge=1)] | None = None  # grid->mesh cap per grid node
+    mesh_orientation: Literal["sluice", "graphcast"] = "sluice"
+
+    @field_validator("regions")
+    @classmethod
+    def _boxes(cls, boxes: list[tuple[float, float, float, float]]) -> list:
+        for i, (lat_min, lat_max, _, _) in enumerate(boxes):
+            if not -90.0 <= lat_min < lat_max <= 90.0:
+                raise ValueError(f"box {i} {[lat_min, lat_max]}: expected latitudes with "
+                                 f"-90 <= lat_min < lat_max <= 90")
+        return boxes
 
 
 class ModelConfig(Section):

@@ -57,24 +57,49 @@ def write_synthetic_source(data: dict, path: Path) -> Path:
         levels=sorted({int(float(level)) for _, _, level in specs if level}), config=config)
 
 
+def graph_spec(cfg: dict, lat, lon):
+    """The ``graphs.GraphSpec`` of the config's ``graph`` section on a grid."""
+    from graphs import GraphSpec
+
+    g = cfg["graph"]
+    return GraphSpec(lat=tuple(float(v) for v in lat), lon=tuple(float(v) for v in lon),
+                     mesh_levels=g["mesh_levels"], radius_fraction=g["radius_fraction"],
+                     regions=tuple(tuple(box) for box in g.get("regions", ())),
+                     region_levels=g.get("region_levels", 0),
+                     region_mode=g.get("region_mode", "conforming"),
+                     max_neighbours=g.get("max_neighbours"),
+                     mesh_orientation=g.get("mesh_orientation", "sluice"))
+
+
 def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
-    from graphs import GraphSpec, build_graph, save_graph
+    from graphs import graph_cache, save_graph
     from pipeline.ingest import open_prepared
 
     store = open_prepared(inputs["ingest"] / PREPARED)
-    spec = GraphSpec(lat=tuple(float(v) for v in store.lat),
-                     lon=tuple(float(v) for v in store.lon),
-                     mesh_levels=cfg["graph"]["mesh_levels"],
-                     radius_fraction=cfg["graph"]["radius_fraction"])
+    spec = graph_spec(cfg, store.lat, store.lon)
     try:
-        g = build_graph(spec)
+        # Keyed by the spec's hash in RUN/.graph_cache (work is RUN/.work/graph-FINGERPRINT,
+        # emptied after the stage), so going back to an earlier graph config reuses its build.
+        g = graph_cache(spec, work.parent.parent / ".graph_cache")
     except ValueError as e:  # e.g. graph.mesh_levels too fine for this grid: a config problem
         raise ConfigError(f"graph (grid {len(spec.lat)}x{len(spec.lon)}): {e}") from None
     save_graph(g, out / GRAPH)
     counts = {"nodes": {t: int(g[t].num_nodes) for t in g.node_types},
               "edges": {"__".join(t): int(g[t].edge_index.shape[1]) for t in g.edge_types},
+              "mesh_nodes_per_level": [int(n) for n in g["mesh"].level.bincount()],
+              "mesh_nodes_in_region": int(g["mesh"].in_region.sum()),
               "spec_hash": g.spec_hash}
     (out / "graph_summary.json").write_text(json.dumps(counts, indent=1))
+
+
+def graph_plot(graph_path: Path, png: Path) -> Path:
+    """Draws the graph stage's output (``graphs.plot.plot_graph``) into ``png``."""
+    from graphs import load_graph
+    from graphs.plot import plot_graph
+
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plot_graph(load_graph(graph_path), png)
+    return png
 
 
 def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:

@@ -42,7 +42,7 @@ def test_graph_structure(spec_and_graph):
         assert edge_index.shape[0] == 2 and edge_attr.shape == (edge_index.shape[1], 4)
         assert edge_index.min() >= 0
         assert edge_index[0].max() < num_src and edge_index[1].max() < num_dst
-        assert edge_attr[:, 0].max() == 1.0
+        assert edge_attr[:, 3].max() == 1.0  # [dx, dy, dz, |d|], longest edge 1
     assert data[M2M].num_edges == 2 * sum(30 * 4**k for k in range(spec.mesh_levels + 1))
     assert data[M2G].num_edges == 3 * num_grid
     np.testing.assert_array_equal(torch.bincount(data[M2G].edge_index[1], minlength=num_grid), 3)
@@ -137,8 +137,13 @@ def test_spec_json_and_hash():
     assert list(__import__("json").loads(spec.to_json())) == [
         "lat",
         "lon",
+        "max_neighbours",
         "mesh_levels",
+        "mesh_orientation",
         "radius_fraction",
+        "region_levels",
+        "region_mode",
+        "regions",
     ]
     changed = [
         GraphSpec(lat=LAT_WITH_POLES[:-1], lon=LON_64),
@@ -146,6 +151,11 @@ def test_spec_json_and_hash():
         GraphSpec(lat=LAT_WITH_POLES, lon=LON_64[1:]),
         GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, mesh_levels=3),
         GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, radius_fraction=0.7),
+        GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, regions=((0, 30, 105, 160),)),
+        GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, region_levels=1),
+        GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, region_mode="oneforecast"),
+        GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, max_neighbours=4),
+        GraphSpec(lat=LAT_WITH_POLES, lon=LON_64, mesh_orientation="graphcast"),
     ]
     hashes = {spec_hash(s) for s in changed}
     assert len(hashes) == len(changed) and digest not in hashes
@@ -163,6 +173,13 @@ def test_spec_json_and_hash():
         ({"mesh_levels": -1}, "mesh_levels"),
         ({"mesh_levels": 1.5}, "mesh_levels"),
         ({"radius_fraction": 0.0}, "radius_fraction"),
+        ({"regions": ((30, 0, 0, 10),)}, "regions"),
+        ({"regions": ((-91, 0, 0, 10),)}, "regions"),
+        ({"regions": ((0, 10, 0),)}, "regions"),
+        ({"region_levels": -1}, "region_levels"),
+        ({"region_mode": "red-green"}, "region_mode"),
+        ({"max_neighbours": 0}, "max_neighbours"),
+        ({"mesh_orientation": "rotated"}, "mesh_orientation"),
     ],
 )
 def test_spec_rejects_bad_fields(kwargs, field):

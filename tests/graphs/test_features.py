@@ -1,7 +1,12 @@
 import numpy as np
 
 from graphs.connectivity import lat_lon_to_xyz
-from graphs.features import edge_features, node_features, receiver_frame_rotations
+from graphs.features import (
+    edge_features,
+    indexed_edge_features,
+    node_features,
+    receiver_frame_rotations,
+)
 from graphs.icosahedral import mesh_hierarchy, multi_mesh_edges
 
 H = np.sqrt(0.5)
@@ -52,13 +57,13 @@ def test_edge_features_hand_values():
     receivers = np.array([[1.0, 0, 0], [1, 0, 0], [0, 1, 0]])
     features = edge_features(senders, receivers)
     assert features.dtype == np.float32 and features.shape == (3, 4)
-    np.testing.assert_allclose(features, [[1, -H, H, 0], [1, -H, 0, H], [1, -H, H, 0]], atol=1e-7)
+    np.testing.assert_allclose(features, [[-H, H, 0, 1], [-H, 0, H, 1], [-H, H, 0, 1]], atol=1e-7)
     # A shorter edge in the same set is scaled by the longest one.
     short = lat_lon_to_xyz(np.array([0.0]), np.array([60.0]))  # chord 1 from (1, 0, 0)
     features = edge_features(
         np.concatenate([senders, short]), np.concatenate([receivers, receivers[:1]])
     )
-    np.testing.assert_allclose(features[3], [H, -0.5 * H, np.sqrt(0.75) * H, 0], atol=1e-7)
+    np.testing.assert_allclose(features[3], [-0.5 * H, np.sqrt(0.75) * H, 0, H], atol=1e-7)
 
 
 def test_edge_features_invariant_under_turns_about_the_pole():
@@ -75,7 +80,21 @@ def test_edge_features_invariant_under_turns_about_the_pole():
     # Tilting the pole keeps lengths but not bearings from north, on purpose.
     tilted = vertices @ rotation_x(0.7).T
     tilted_features = edge_features(tilted[senders], tilted[receivers])
-    np.testing.assert_allclose(tilted_features[:, 0], features[:, 0], atol=1e-6)
-    assert np.abs(tilted_features[:, 1:] - features[:, 1:]).max() > 0.1
-    np.testing.assert_allclose(np.linalg.norm(features[:, 1:], axis=1), features[:, 0], atol=1e-6)
-    assert features[:, 0].max() == 1.0
+    np.testing.assert_allclose(tilted_features[:, 3], features[:, 3], atol=1e-6)
+    assert np.abs(tilted_features[:, :3] - features[:, :3]).max() > 0.1
+    np.testing.assert_allclose(np.linalg.norm(features[:, :3], axis=1), features[:, 3], atol=1e-6)
+    assert features[:, 3].max() == 1.0
+
+
+def test_indexed_edge_features_match_rotation_matrices():
+    # Against the [E, 3, 3] rotations written out, on the multi-mesh plus both poles.
+    hierarchy = mesh_hierarchy(2)
+    vertices = hierarchy[-1][0]
+    senders, receivers = multi_mesh_edges(hierarchy)
+    displacement = vertices[senders] - vertices[receivers]
+    local = np.einsum("eij,ej->ei", receiver_frame_rotations(vertices[receivers]), displacement)
+    length = np.linalg.norm(displacement, axis=1)
+    expected = np.concatenate([local, length[:, None]], axis=1) / length.max()
+    got = indexed_edge_features(vertices, vertices, senders, receivers)
+    assert np.abs(vertices[receivers, 2]).max() == 1.0  # receivers on the poles included
+    np.testing.assert_allclose(got, expected, atol=1e-7)

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.config import Config
@@ -155,3 +156,14 @@ def test_mesh_too_fine_for_the_grid_is_a_config_error(first_run, ray_cluster, tm
         run(tiny_cfg(**{"graph.mesh_levels": 4}), run_dir, ray_cluster)
     assert (run_dir / "graph" / "graph.pt").read_bytes() == (
         first_run[0] / "graph" / "graph.pt").read_bytes()  # the old output is left alone
+
+
+def test_weather_task_trains_on_a_nested_graph(ray_cluster, tmp_path):
+    cfg = tiny_cfg(**{"graph.regions": [[0, 30, 105, 160]], "graph.region_levels": 1})
+    manifest = run(cfg, tmp_path / "run", ray_cluster)
+    assert statuses(manifest) == dict.fromkeys(STAGES, "done")
+    summary = json.loads((tmp_path / "run" / "graph" / "graph_summary.json").read_text())
+    assert summary["mesh_nodes_in_region"] > 0
+    assert summary["nodes"]["mesh"] > 42  # level 1 has 42 nodes; the box added more
+    scores = json.loads((tmp_path / "run" / "evaluate" / "scores.json").read_text())
+    assert all(np.isfinite(v["rmse"]["model"]) for v in scores["variables"].values())

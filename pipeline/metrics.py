@@ -1,6 +1,8 @@
 """Verification metrics with WeatherBench2 conventions (they live here once; workflows call them).
 
-Latitude weights (WB2): w(φ_i) ∝ cos φ_i normalised to mean 1 over the grid's latitudes.
+Latitude weights (WB2's `get_lat_weights`): w(φ_i) ∝ ∫ cos φ dφ over cell i = sin φ⁺_i − sin φ⁻_i,
+cell edges halfway between latitudes and ±90° outside, normalised to mean 1. On grids with
+poles the pole rows are half cells with a small, non-zero weight (cos φ_i alone would give 0).
 RMSE (WB2):  sqrt( 1/T Σ_t  1/(I J) Σ_i Σ_j w(φ_i) (f_tij − o_tij)² )   — time mean inside the root.
 Bias:        1/T Σ_t 1/(I J) Σ_ij w(φ_i) (f_tij − o_tij)
 """
@@ -9,11 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline.regrid import area_weights
+
 
 def lat_weights(lat_deg: np.ndarray) -> np.ndarray:
-    """cos-latitude weights, mean 1: [H] float64."""
-    w = np.cos(np.deg2rad(np.asarray(lat_deg, dtype=np.float64)))
-    w = np.clip(w, 0.0, None)
+    """Cell-area latitude weights, mean 1: [H] float64 (the regridder's cells, so scores and
+    conservative regridding agree on what a grid cell is)."""
+    w = area_weights(np.asarray(lat_deg, dtype=np.float64))
     return w / w.mean()
 
 

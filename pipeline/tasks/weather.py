@@ -146,7 +146,7 @@ class WeatherGlobalTask:
             "lead_time_hours": self.step_hours,
             "n_forecasts": n,
             "test_period": list(map(str, self.cfg["data"]["periods"]["test"])),
-            "rmse_convention": "WeatherBench2: sqrt(time mean of cos-lat weighted MSE)",
+            "rmse_convention": "WeatherBench2: sqrt(time mean of cell-area-weighted MSE)",
             "variables": {
                 ch: {
                     "rmse": {"model": float(acc_model.rmse()[k]),

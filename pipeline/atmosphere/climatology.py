@@ -8,17 +8,18 @@ summer), L the land fraction; ln-p profiles (p in hPa), each [L]:
 
     P_bl  = exp(-(ln(1000/p)/0.12)²)      boundary layer
     P_ut  = exp(-(ln(p/250)/0.35)²)       upper troposphere (jet level)
-    P_tp  = exp(-(ln(p/110)/0.30)²)       tropopause layer
+    P_tr  = exp(-(ln(p/850)/0.06)²)       trade-wind inversion
     P_st  = exp(-(ln(p/50)/0.45)²)        stratosphere
 
 Temperature, [L, H, 1] zonal part T_z (carries a wind) plus [L, H, W] land part T_l (none), K:
 
     T_z = ΔT_ut P_ut W(φ) (J(φ - φ_s/3) - 1/2)                  subtropical plateau → jets at 30°
-        - ΔT_tp P_tp (exp(-((φ - φ_s/4)/20°)²) - 1/3)          cold tropical tropopause
         + ΔT_st P_st sin φ S(t)                                  summer pole warm, winter cold
     J(x) = (1 - tanh((|x| - 28°)/8°))/2,   W(φ) = 1 - 0.3 S(t) tanh(φ/10°)  (winter jet stronger)
     T_l = ΔT_ls P_bl L (S(t) tanh(φ/15°) - 0.3)                  land–sea contrast (cold winter
                                                                   continents, cool land on average)
+        + ΔT_tr P_tr (1 - L) exp(-((|φ - φ_s/2| - 20°)/8°)²)     trade-wind inversion over the
+                                                                  subtropical oceans
 
 Surface geopotential (sea-level pressure belts), [H, 1], m² s⁻²:
 
@@ -57,9 +58,9 @@ import numpy as np
 from pipeline.atmosphere import forcing
 
 DT_UPPER = 8.0  # ΔT_ut, K
-DT_TROPOPAUSE = 16.0  # ΔT_tp, K
 DT_STRATOSPHERE = 12.0  # ΔT_st, K
 DT_LAND_SEA = 3.0  # ΔT_ls, K
+DT_TRADE = 4.0  # ΔT_tr, K
 PHI_BELTS = 700.0  # ΔΦ_s, m² s⁻² (≈ 8.5 hPa)
 PHI_ANTARCTIC = 500.0  # ΔΦ_ant
 PHI_WINTER_LOW = 400.0  # ΔΦ_w
@@ -78,7 +79,7 @@ def layer_profiles(levels) -> dict[str, np.ndarray]:
     lo, up = _bump(p, 1000.0, 0.2), _bump(p, 250.0, 0.3)
     return {
         "bl": _bump(p, 1000.0, 0.12), "ut": _bump(p, 250.0, 0.35),
-        "tp": _bump(p, 110.0, 0.30), "st": _bump(p, 50.0, 0.45),
+        "st": _bump(p, 50.0, 0.45), "trade": _bump(p, 850.0, 0.06),
         "v_lo": _bump(p, 1000.0, 0.25), "v_up": _bump(p, 200.0, 0.35),
         "rh_lo": lo, "rh_up": up, "rh_mid": np.maximum(1.0 - lo - up, 0.0),
     }
@@ -92,9 +93,7 @@ def zonal_temperature(t: float, lat_rad, levels) -> np.ndarray:
     x = np.abs(deg - np.rad2deg(phis) / 3.0)
     plateau = 0.5 * (1.0 - np.tanh((x - 28.0) / 8.0)) - 0.5
     winter = 1.0 - 0.3 * s * np.tanh(deg / 10.0)
-    tropopause = np.exp(-(((lat_rad - phis / 4.0) / np.deg2rad(20.0)) ** 2)) - 1.0 / 3.0
     return (DT_UPPER * prof["ut"][:, None] * (winter * plateau)[None]
-            - DT_TROPOPAUSE * prof["tp"][:, None] * tropopause[None]
             + DT_STRATOSPHERE * prof["st"][:, None] * (np.sin(lat_rad) * s)[None])
 
 
@@ -136,6 +135,14 @@ def land_temperature(t: float, lat, land, levels) -> np.ndarray:
     deg = np.asarray(lat, float)[:, None]
     prof = layer_profiles(levels)
     return DT_LAND_SEA * prof["bl"][:, None, None] * (land * (s * np.tanh(deg / 15.0) - 0.3))[None]
+
+
+def trade_inversion(t: float, lat, land, levels) -> np.ndarray:
+    """T_tr [L, H, W] in K: the trade-wind inversion over the subtropical oceans (subsiding,
+    warm air capping the marine boundary layer near 850 hPa; carries no wind)."""
+    deg = np.asarray(lat, float)[:, None] - 0.5 * forcing.thermal_equator(t)
+    pattern = (1.0 - land) * np.exp(-(((np.abs(deg) - 20.0) / 8.0) ** 2))
+    return DT_TRADE * layer_profiles(levels)["trade"][:, None, None] * pattern[None]
 
 
 def humidity_multiplier(t: float, lat, land, levels) -> np.ndarray:

@@ -46,18 +46,17 @@ def test_hydrostatic_thickness_500_1000_matches_layer_mean_temperature(run):
     thickness = z[:, k500] - z[:, k1000]
     rel = np.abs(thickness / (R_DRY * t_mean * np.log(2.0)) - 1.0)
     assert rel.max() < 1e-10, rel.max()
-    # and against the two-level mean (T500 + T1000)/2, the cruder textbook estimate: within 1 %
-    crude = R_DRY * 0.5 * (t[:, k500] + t[:, k1000]) * np.log(2.0)
-    assert np.abs(thickness / crude - 1.0).max() < 0.01
+    # and against the two-level mean (T500 + T1000)/2, the cruder textbook estimate, which
+    # assumes T linear in ln p: within 1 % where T falls with height at the bottom; under a
+    # surface inversion (T925 > T1000) the cold 1000 hPa level drags the two-level mean below
+    # the layer mean, so the estimate is too thin there
+    crude = thickness / (R_DRY * 0.5 * (t[:, k500] + t[:, k1000]) * np.log(2.0)) - 1.0
+    inverted = t[:, LEVELS.index(925)] > t[:, k1000]
+    assert inverted.any() and not inverted.all()
+    assert np.abs(crude[~inverted]).max() < 0.01
+    assert crude[inverted].min() > 0.0
 
 
-RANK_GAP = pytest.mark.xfail(strict=True, reason=(
-    "issue 3 not met yet: the tropospheric z/T/q channels share one north-south pattern; "
-    "7 eigenvalues above 1 % of the variance (10 required), z150/z200 correlate at 0.99993 "
-    "(see docs/atmosphere.md, Known gaps)"))
-
-
-@RANK_GAP
 def test_channels_are_not_low_rank(run):
     fields, _ = run
     x = _channels(fields)
@@ -66,7 +65,6 @@ def test_channels_are_not_low_rank(run):
     assert (eig > 0.01 * eig.sum()).sum() >= 10, eig[:12]
 
 
-@RANK_GAP
 def test_no_channel_is_an_affine_copy_of_another(run):
     fields, _ = run
     corr = np.corrcoef(_channels(fields))

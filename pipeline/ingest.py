@@ -1,6 +1,6 @@
 """Ingest an ERA5-style Zarr (v2 or v3) or NetCDF source into the prepared weather store.
 
-The prepared store (Zarr v3, a directory) holds
+The prepared store (Zarr v3, a directory or an object-store prefix) holds
 
     data      [T, C, H, W] float32, chunks (1, C, H, W)   one chunk per sample, read by workers
     time      [T] int64, nanoseconds since 1970-01-01     (CF units attribute, so xarray decodes)
@@ -16,6 +16,11 @@ The prepared store (Zarr v3, a directory) holds
     strings in the store), latitude_order, level_order, source_latitude_order,
     source_longitude_convention, time_step_hours, train_period, time_range, source, selection.
     sluice_manifest: source, selection, shape, and a sha256 per array (`write_manifest`).
+
+Published atomically: into a temporary sibling directory renamed into place (a path or file://
+URL), or, on an object store (an fsspec URL: s3://, gs://, memory://, ...), which has no
+rename, with a completion marker object written last (`pipeline.publish`), which
+`open_prepared` requires there.
 
 Channels are named by spec: "2m_temperature" (a surface variable) or "geopotential@500"
 (variable@level in hPa, WeatherBench2 long names), written as "2m_temperature" and
@@ -59,6 +64,13 @@ import zarr
 
 from pipeline.errors import ConfigError, DataError
 from pipeline.names import normalise_names
+from pipeline.publish import (
+    local_path,
+    object_store_url,
+    publish_objects,
+    refuse_existing,
+    require_complete,
+)
 from pipeline.regrid import equiangular_grid, regrid_conservative
 
 SPATIAL_DIMS = ("latitude", "longitude")
@@ -94,6 +106,17 @@ def atomic_directory(path, *, overwrite: bool = False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish_destination(dest, *, overwrite: bool = False):
+    """Context manager yielding where to write the store at ``dest``, published on success:
+    a temporary sibling directory renamed into place for a path or file:// URL
+    (`atomic_directory`), ``dest`` itself with a completion marker written last for an
+    object-store URL (`pipeline.publish.publish_objects`)."""
+    url = object_store_url(dest)
+    if url is None:
+        return atomic_directory(local_path(dest), overwrite=overwrite)
+    return publish_objects(url, overwrite=overwrite)
 
 
 def parse_channel(spec: str) -> tuple[str, float | None, str]:
@@ -423,13 +446,15 @@ def prepare_weather(source, dest, *, variables, train_period, time_range=None,
     "interpolate_time". require_global: DataError for a regional grid.
     dask_scheduler_kind: "threads" (sized to the Ray task's CPUs) or "ray".
 
+    dest: a directory path, or an fsspec URL (s3://..., gs://..., memory://...) for an object
+    store, where the store is marked complete last (`pipeline.publish`).
+
     Returns a summary {dest, n_times, channels, shape, time_step_hours, seconds}. Nothing is
     left at ``dest`` on failure; FileExistsError if it exists and ``overwrite`` is False.
     """
     started = time.perf_counter()
-    dest = Path(dest)
-    if dest.exists() and not overwrite:
-        raise FileExistsError(f"{dest} exists (pass overwrite=True to replace it)")
+    dest = object_store_url(dest) or local_path(dest)
+    refuse_existing(dest, overwrite)  # before any reading: the publish checks again
     variables = list(variables)
     names = [parse_channel(spec)[2] for spec in variables]
     if not names or len(set(names)) != len(names):
@@ -497,7 +522,7 @@ def prepare_weather(source, dest, *, variables, train_period, time_range=None,
     diff_std = (x_train[1:] - x_train[:-1]).std(axis=(0, 2, 3))
 
     shape = tuple(data.shape)
-    with atomic_directory(dest, overwrite=overwrite) as tmp:
+    with publish_destination(dest, overwrite=overwrite) as tmp:  # a Path or a URL
         store = xr.Dataset({"data": data}, attrs=attrs).to_zarr(
             tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
             encoding={"data": {"chunks": (1, *shape[1:])}, "time": TIME_ENCODING})
@@ -548,8 +573,12 @@ class PreparedWeather:
 
 
 def open_prepared(path) -> PreparedWeather:
-    """Open a store written by `prepare_weather` (no xarray, no dask)."""
-    group = zarr.open_group(os.fspath(path), mode="r")
+    """Open a store written by `prepare_weather` (no xarray, no dask): a directory, or an
+    object-store URL, only once its publish finished (its completion marker is there)."""
+    url = object_store_url(path)
+    if url is not None:
+        require_complete(url)
+    group = zarr.open_group(url or os.fspath(local_path(path)), mode="r")
     if "data" not in group or "mean" not in group:
         raise DataError(path, "data", "a prepared weather store written by prepare_weather",
                         f"members {sorted(group.keys())}")

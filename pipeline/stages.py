@@ -145,8 +145,8 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
     if weather:
         stages += [
             Stage("ingest", ingest, lambda c: c["data"],
-                  ["pipeline.stages", "pipeline.ingest", "pipeline.names", "pipeline.regrid",
-                   "pipeline.synthetic", "pipeline.atmosphere"],
+                  ["pipeline.stages", "pipeline.ingest", "pipeline.publish", "pipeline.names",
+                   "pipeline.regrid", "pipeline.synthetic", "pipeline.atmosphere"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),

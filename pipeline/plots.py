@@ -42,3 +42,43 @@ def plot_weather_scores(path: Path, scores: dict, example, channels: list[str], 
     fig.savefig(tmp, dpi=90)
     plt.close(fig)
     os.replace(tmp, path)
+
+
+def plot_lead_curves(path: Path, scores: dict, channels: list[str]) -> Path:
+    """RMSE (top row) and ACC (bottom row) against lead time, one column per channel and one
+    line per forecaster, from a ``scores.json`` dict (`pipeline.scorecard.Scores.to_json`).
+    Undefined values (null, e.g. the climatology's ACC) leave gaps. Written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    leads = [f"{h:g}" for h in scores["lead_time_hours"]]
+    hours = np.asarray(scores["lead_time_hours"], dtype=float)
+    fig, axes = plt.subplots(2, len(channels), figsize=(4.2 * len(channels), 6.4), squeeze=False,
+                             sharex=True, constrained_layout=True)
+    for col, channel in enumerate(channels):
+        for row, metric in enumerate(("rmse", "acc")):
+            ax = axes[row, col]
+            for forecaster, by_channel in scores["scores"].items():
+                values = [by_channel[channel][k][metric] for k in leads]
+                y = np.array([np.nan if v is None else v for v in values], dtype=float)
+                ax.plot(hours, y, marker="o", ms=3, label=forecaster)
+            ax.set_title(f"{channel}: {metric.upper()}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if len(hours) <= 12:
+                ax.set_xticks(hours)
+            if row == 1:
+                ax.set_xlabel("lead time (h)")
+    axes[0, 0].legend(fontsize=8)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # same directory: atomic rename
+    try:
+        fig.savefig(tmp, dpi=90, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path

@@ -200,10 +200,21 @@ class GraphConfig(Section):
 
 
 class ModelConfig(Section):
+    """models.oneforecast.GatedGNNConfig (docs/ARCHITECTURE.md, "Models and kernels")."""
+
     hidden: Annotated[int, Field(ge=2, le=1024)] = 32
     processor_layers: Annotated[int, Field(ge=1, le=32)] = 3
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
     gradient_checkpointing: bool = False
+    # "gated": OneForecast's layer (gated edge update + multi-head attention node update);
+    # "interaction": GraphCast's ungated interaction network (the ablation's baseline)
+    processor: Literal["gated", "interaction"] = "gated"
+    # "mean": the released code (one gate per edge scales the edge MLP's output); "streams":
+    # the paper's figure (the edge, source and destination gates scale their own inputs)
+    gate_mode: Literal["mean", "streams"] = "mean"
+    heads: Annotated[int, Field(ge=1, le=64)] = 4  # gate and attention heads
+    gate_hidden: Annotated[int, Field(ge=1, le=4096)] | None = None  # None: max(16, hidden/8)
+    attention_hidden: Annotated[int, Field(ge=1, le=4096)] = 64
 
 
 class ParityConfig(Section):

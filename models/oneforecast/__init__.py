@@ -2,5 +2,6 @@
 
 from .config import GatedGNNConfig
 from .model import GatedGNN
+from .size import count_parameters, parameter_breakdown
 
-__all__ = ["GatedGNN", "GatedGNNConfig"]
+__all__ = ["GatedGNN", "GatedGNNConfig", "count_parameters", "parameter_breakdown"]

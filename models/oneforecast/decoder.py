@@ -1,19 +1,18 @@
-"""Decoder: one gated step mesh -> grid, then an output MLP (no LayerNorm) per grid node."""
+"""Decoder: one interaction step mesh -> grid, then the output MLP (no LayerNorm) per grid node."""
 
 from torch import Tensor, nn
 
-from .layers import GatedInteraction, mlp
+from .interaction import InteractionNetwork
+from .layers import mlp
 
 
 class Decoder(nn.Module):
     def __init__(self, edge_features: int, hidden: int, out_channels: int, dropout: float):
         super().__init__()
         self.edge_embed = mlp(edge_features, hidden, hidden)
-        self.mesh2grid = GatedInteraction(hidden, dropout)
-        # no LayerNorm on the output: the target (e.g. a normalised change) is not unit-normed
-        self.head = nn.Sequential(
-            nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out_channels)
-        )
+        self.mesh2grid = InteractionNetwork(hidden, dropout)
+        # no LayerNorm on the output (GraphCast, OneForecast): the target is not unit-normed
+        self.head = mlp(hidden, hidden, out_channels, layer_norm=False)
 
     def forward(
         self, h_mesh: Tensor, h_grid: Tensor, mesh2grid_edges: Tensor, mesh2grid_attr: Tensor

@@ -1,9 +1,11 @@
-"""Encoder: embed grid inputs and mesh nodes, then pass one gated step grid -> mesh."""
+"""Encoder: embed grid inputs, mesh nodes and grid -> mesh edges, then one interaction step
+grid -> mesh (GraphCast's, as in OneForecast's released encoder)."""
 
 import torch
 from torch import Tensor, nn
 
-from .layers import GatedInteraction, mlp
+from .interaction import InteractionNetwork
+from .layers import mlp
 
 
 class Encoder(nn.Module):
@@ -14,7 +16,11 @@ class Encoder(nn.Module):
         self.grid_embed = mlp(in_channels + node_features, hidden, hidden)
         self.mesh_embed = mlp(node_features, hidden, hidden)
         self.edge_embed = mlp(edge_features, hidden, hidden)
-        self.grid2mesh = GatedInteraction(hidden, dropout)
+        self.grid2mesh = InteractionNetwork(hidden, dropout)
+        # grid nodes send but receive nothing here; GraphCast still updates them with an MLP of
+        # their own, v'_grid = v_grid + MLP(v_grid), before the decoder reads them
+        self.grid_update = mlp(hidden, hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(
         self,
@@ -32,5 +38,6 @@ class Encoder(nn.Module):
         h_grid = self.grid_embed(torch.cat([x, grid_features], dim=-1))  # [B, N_grid, D]
         h_mesh = self.mesh_embed(mesh_features).expand(batch, -1, -1)  # [B, N_mesh, D]
         e = self.edge_embed(grid2mesh_attr)  # [E, D], shared by the batch
-        h_mesh, _ = self.grid2mesh(h_grid, h_mesh, grid2mesh_edges, e)
+        h_mesh, _ = self.grid2mesh(h_grid, h_mesh, grid2mesh_edges, e)  # [B, N_mesh, D]
+        h_grid = h_grid + self.dropout(self.grid_update(h_grid))
         return h_grid, h_mesh

@@ -1,4 +1,9 @@
-"""GatedGNN: encoder (grid -> mesh), gated processor (mesh -> mesh), decoder (mesh -> grid)."""
+"""GatedGNN: encoder (grid -> mesh), processor (mesh -> mesh), decoder (mesh -> grid), output MLP.
+
+The layout of GraphCast and of OneForecast's released model: embedders, one interaction step
+grid -> mesh, `processor_layers` mesh steps (OneForecast's gated layer, or GraphCast's interaction
+network for the ablation), one interaction step mesh -> grid, an output MLP without LayerNorm.
+"""
 
 from torch import Tensor, nn
 from torch_geometric.data import HeteroData
@@ -25,9 +30,7 @@ class GatedGNN(nn.Module):
         self.config = config
         c = config
         self.encoder = Encoder(c.in_channels, c.node_features, c.edge_features, c.hidden, c.dropout)
-        self.processor = Processor(
-            c.edge_features, c.hidden, c.processor_layers, c.dropout, c.gradient_checkpointing
-        )
+        self.processor = Processor(c)
         self.decoder = Decoder(c.edge_features, c.hidden, c.out_channels, c.dropout)
 
     def forward(self, x: Tensor, graph: HeteroData) -> Tensor:

@@ -69,7 +69,9 @@ class WeatherGlobalTask:
         return GatedGNNConfig(
             in_channels=len(self.channels) + N_FORCINGS, out_channels=len(self.channels),
             hidden=m["hidden"], processor_layers=m["processor_layers"], dropout=m["dropout"],
-            gradient_checkpointing=m["gradient_checkpointing"],
+            gradient_checkpointing=m["gradient_checkpointing"], processor=m["processor"],
+            gate_mode=m["gate_mode"], heads=m["heads"], gate_hidden=m["gate_hidden"],
+            attention_hidden=m["attention_hidden"],
         )
 
     def build_model(self) -> torch.nn.Module:

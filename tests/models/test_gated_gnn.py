@@ -1,10 +1,14 @@
-"""GatedGNN end to end on a small random grid/mesh HeteroData."""
+"""GatedGNN end to end on a small random grid/mesh HeteroData, for every processor variant."""
 
 import pytest
 import torch
+from torch import nn
 from torch_geometric.data import HeteroData
 
 from models.oneforecast import GatedGNN, GatedGNNConfig
+from models.oneforecast.gated_layer import GatedLayer
+from models.oneforecast.interaction import InteractionNetwork
+from models.oneforecast.layers import mlp
 
 N_LAT, N_LON, N_MESH = 3, 4, 5
 N_GRID = N_LAT * N_LON  # grid node index = i_lat * N_LON + i_lon
@@ -37,9 +41,17 @@ def random_graph(seed: int = 0) -> HeteroData:
     return graph
 
 
+VARIANTS = {
+    "gated-mean": {"processor": "gated", "gate_mode": "mean"},
+    "gated-streams": {"processor": "gated", "gate_mode": "streams"},
+    "interaction": {"processor": "interaction"},
+}
+
+
 def make_model(**overrides) -> GatedGNN:
     torch.manual_seed(0)
-    config = {"in_channels": 6, "out_channels": 2, "hidden": 16, "processor_layers": 2}
+    config = {"in_channels": 6, "out_channels": 2, "hidden": 16, "processor_layers": 2,
+              "heads": 2, "attention_hidden": 8}
     return GatedGNN(GatedGNNConfig(**(config | overrides)))
 
 
@@ -53,8 +65,9 @@ def test_output_shape_and_config_round_trip():
         GatedGNNConfig.from_dict(config.to_dict() | {"hiden": 3})
 
 
-def test_batch_equals_separate_samples():
-    model = make_model().eval()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_batch_equals_separate_samples(variant):
+    model = make_model(**VARIANTS[variant]).eval()
     graph = random_graph()
     x = torch.randn(3, N_GRID, 6)
     batched = model(x, graph)
@@ -62,8 +75,9 @@ def test_batch_equals_separate_samples():
     torch.testing.assert_close(batched, separate, rtol=1e-5, atol=1e-6)
 
 
-def test_mesh_node_order_does_not_change_grid_output():
-    model = make_model().eval()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_mesh_node_and_edge_order_does_not_change_grid_output(variant):
+    model = make_model(**VARIANTS[variant]).eval()
     graph = random_graph()
     x = torch.randn(2, N_GRID, 6)
 
@@ -78,26 +92,30 @@ def test_mesh_node_order_does_not_change_grid_output():
     )
     permuted["mesh"].x = graph["mesh"].x[perm]
     permuted[grid2mesh].edge_index[1] = new_index[graph[grid2mesh].edge_index[1]]
-    permuted[mesh2mesh].edge_index = new_index[graph[mesh2mesh].edge_index]
+    edge_order = torch.randperm(14, generator=torch.Generator().manual_seed(2))
+    permuted[mesh2mesh].edge_index = new_index[graph[mesh2mesh].edge_index[:, edge_order]]
+    permuted[mesh2mesh].edge_attr = graph[mesh2mesh].edge_attr[edge_order]
     permuted[mesh2grid].edge_index[0] = new_index[graph[mesh2grid].edge_index[0]]
 
     torch.testing.assert_close(model(x, permuted), model(x, graph), rtol=1e-5, atol=1e-6)
 
 
-def test_gradient_reaches_every_parameter():
-    model = make_model()
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_forward_backward_reaches_every_parameter(variant):
+    model = make_model(**VARIANTS[variant])
     model(torch.randn(2, N_GRID, 6), random_graph()).square().mean().backward()
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None, name
         assert parameter.grad.abs().sum() > 0, name
 
 
-def test_gradient_checkpointing_gives_same_output_and_gradients():
+@pytest.mark.parametrize("variant", ["gated-mean", "interaction"])
+def test_gradient_checkpointing_gives_same_output_and_gradients(variant):
     graph = random_graph()
     x = torch.randn(2, N_GRID, 6)
     results = []
     for checkpointing in (False, True):
-        model = make_model(gradient_checkpointing=checkpointing).train()
+        model = make_model(gradient_checkpointing=checkpointing, **VARIANTS[variant]).train()
         y = model(x, graph)
         y.square().mean().backward()
         results.append((y, {n: p.grad for n, p in model.named_parameters()}))
@@ -124,3 +142,41 @@ def test_graph_features_follow_input_dtype():
     model = make_model().double()
     y = model(torch.randn(1, N_GRID, 6, dtype=torch.float64), random_graph())  # float32 graph
     assert y.dtype == torch.float64
+
+
+def test_processor_kind_and_gate_mode_reach_the_layers():
+    gated = make_model(processor_layers=3, gate_mode="streams", heads=3, gate_hidden=5)
+    assert len(gated.processor.layers) == 3
+    for layer in gated.processor.layers:
+        assert isinstance(layer, GatedLayer)
+        assert layer.edge_update.gate_mode == "streams"
+        assert layer.edge_update.gate[0].out_features == 5  # gate hidden
+        assert layer.edge_update.gate[2].out_features == 3 * 3  # H heads x 3 streams
+        assert layer.node_update.attention[0].out_features == 8  # attention hidden
+        assert layer.node_update.node_mlp[0].in_features == (3 + 1) * 16  # [m (H*D), v]
+    # the default gate width is the released max(16, D/8)
+    assert make_model(hidden=256).processor.layers[0].edge_update.gate[0].out_features == 32
+    assert make_model().processor.layers[0].edge_update.gate[0].out_features == 16
+    ungated = make_model(processor="interaction")
+    assert all(isinstance(layer, InteractionNetwork) for layer in ungated.processor.layers)
+    # encoder and decoder are GraphCast's interaction steps whatever the processor
+    assert isinstance(gated.encoder.grid2mesh, InteractionNetwork)
+    assert isinstance(gated.decoder.mesh2grid, InteractionNetwork)
+
+
+def test_embedders_end_in_layer_norm_and_the_output_mlp_does_not():
+    model = make_model()
+    kinds = [type(m) for m in model.encoder.grid_embed]
+    assert kinds == [nn.Linear, nn.SiLU, nn.Linear, nn.LayerNorm]
+    assert [type(m) for m in model.decoder.head] == [nn.Linear, nn.SiLU, nn.Linear]
+    assert [type(m) for m in mlp(3, 4, 5, layer_norm=False)] == [nn.Linear, nn.SiLU, nn.Linear]
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [({"processor": "gat"}, "processor 'gat'"), ({"gate_mode": "sum"}, "gate_mode 'sum'"),
+     ({"heads": 0}, "heads"), ({"gate_hidden": 0}, "gate_hidden")],
+)
+def test_config_rejects_bad_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        GatedGNNConfig(in_channels=3, out_channels=3, **bad)

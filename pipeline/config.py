@@ -254,7 +254,8 @@ class TrainConfig(Section):
 
 
 class EvaluateConfig(Section):
-    max_samples: Annotated[int, Field(ge=1)] = 10_000
+    max_samples: Annotated[int, Field(ge=1)] = 10_000  # initial times scored (the first ones)
+    lead_steps: Annotated[int, Field(ge=1, le=240)] = 4  # rollout length in time steps
     plot_variable: str | None = None  # default: the first channel
 
 

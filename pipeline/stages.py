@@ -15,9 +15,11 @@ from pipeline.runner import Stage
 from pipeline.train import TRAIN_CODE
 
 PREPARED, GRAPH, CHECKPOINT = "prepared.zarr", "graph.pt", "checkpoint"
+CLIMATOLOGY = "climatology.zarr"  # the verification climatology of the training period
 
 
 def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+    from pipeline.climatology import compute_climatology
     from pipeline.ingest import prepare_weather
 
     data = cfg["data"]
@@ -34,6 +36,10 @@ def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
                     fill_nan=data.get("fill_nan"),
                     require_global=data.get("require_global", True),
                     dask_scheduler_kind=data.get("dask_scheduler", "threads"))
+    # WB2's day-of-year x hour climatology of the training period: evaluation (ACC, the
+    # climatology baseline) and the nightly workflow read it beside the prepared store.
+    compute_climatology(out / PREPARED, out / CLIMATOLOGY,
+                        train_period=tuple(str(t) for t in data["periods"]["train"]))
 
 
 def write_synthetic_source(data: dict, path: Path) -> Path:
@@ -107,6 +113,8 @@ def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
     mapping = {}
     if "ingest" in inputs:
         mapping["prepared"] = str(inputs["ingest"] / PREPARED)
+        if (inputs["ingest"] / CLIMATOLOGY).exists():
+            mapping["climatology"] = str(inputs["ingest"] / CLIMATOLOGY)
     if "graph" in inputs:
         mapping["graph"] = str(inputs["graph"] / GRAPH)
     return mapping
@@ -146,7 +154,8 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
         stages += [
             Stage("ingest", ingest, lambda c: c["data"],
                   ["pipeline.stages", "pipeline.ingest", "pipeline.publish", "pipeline.names",
-                   "pipeline.regrid", "pipeline.synthetic", "pipeline.atmosphere"],
+                   "pipeline.regrid", "pipeline.synthetic", "pipeline.atmosphere",
+                   "pipeline.climatology"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),
@@ -159,7 +168,8 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
               ["pipeline.stages", *TRAIN_CODE],
               inputs=data_inputs, num_cpus=train_cpus, main_output=CHECKPOINT),
         Stage("evaluate", evaluate, lambda c: c["evaluate"],
-              ["pipeline.stages", "pipeline.evaluate", "pipeline.plots", *TRAIN_CODE],
+              ["pipeline.stages", "pipeline.evaluate", "pipeline.plots", "pipeline.scorecard",
+               "pipeline.baselines", "pipeline.climatology", *TRAIN_CODE],
               inputs=["train", *data_inputs], main_output="scores.json"),
     ]
     return {s.name: s for s in stages}

@@ -9,7 +9,6 @@ is X̂_{t+1} = X_t + σ_Δ ⊙ Δ̂. The loss is the latitude-weighted MSE of Δ
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from graphs import load_graph
 from models.oneforecast import GatedGNN, GatedGNNConfig
 from pipeline.datasets import WeatherWindows, collate_windows
 from pipeline.ingest import open_prepared
-from pipeline.metrics import WeightedErrorAccumulator, lat_weights
+from pipeline.metrics import lat_weights
 
 N_FORCINGS = 2
 
@@ -128,44 +127,44 @@ class WeatherGlobalTask:
     # -- evaluation on the test period ---------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, model, out_dir: Path, max_samples: int) -> dict:
-        model.eval()
-        ds = self.test_dataset()
-        n = min(len(ds), max_samples)
-        if n == 0:
-            raise ValueError("the test period holds no 6-hour pairs")
-        acc_model = WeightedErrorAccumulator(self.lat, len(self.channels))
-        acc_persist = WeightedErrorAccumulator(self.lat, len(self.channels))
-        example = None
-        for i in range(n):
-            inputs, targets, t = ds[i]
-            x0, x1 = inputs[-1], targets[0]
-            pred = self.forecast(model, x0[None], t[None])[0]
-            acc_model.add(pred.numpy(), x1.numpy())
-            acc_persist.add(x0.numpy(), x1.numpy())
-            if i == 0:
-                example = (x0.numpy(), x1.numpy(), pred.numpy(), int(t))
-        scores = {
-            "lead_time_hours": self.step_hours,
-            "n_forecasts": n,
-            "test_period": list(map(str, self.cfg["data"]["periods"]["test"])),
-            "rmse_convention": "WeatherBench2: sqrt(time mean of cell-area-weighted MSE)",
-            "variables": {
-                ch: {
-                    "rmse": {"model": float(acc_model.rmse()[k]),
-                             "persistence": float(acc_persist.rmse()[k])},
-                    "bias": {"model": float(acc_model.bias()[k]),
-                             "persistence": float(acc_persist.bias()[k])},
-                    "skill_vs_persistence": float(1 - acc_model.rmse()[k]
-                                                  / acc_persist.rmse()[k]),
-                }
-                for k, ch in enumerate(self.channels)
-            },
-        }
-        out_dir = Path(out_dir)
-        (out_dir / "scores.json").write_text(json.dumps(scores, indent=1))
-        plot_var = self.cfg["evaluate"]["plot_variable"] or self.channels[0]
+        """Model and baselines (persistence, climatology, linear AR) scored per lead time on the
+        test period (pipeline/scorecard.py), plus the one-step example figure scores.png."""
+        from pipeline.baselines import ClimatologyForecast, LinearAR, Persistence
+        from pipeline.climatology import ensure_climatology, open_climatology
         from pipeline.plots import plot_weather_scores
+        from pipeline.scorecard import StepForecaster, score_forecasters, write_scorecard
 
-        plot_weather_scores(out_dir / "scores.png", scores, example, self.channels, plot_var,
+        model.eval()
+        out_dir = Path(out_dir)
+        ev, periods = self.cfg["evaluate"], self.cfg["data"]["periods"]
+        prepared = self.inputs["prepared"]
+        train = tuple(str(t) for t in periods["train"])
+        test = tuple(str(t) for t in periods["test"])
+        if "climatology" in self.inputs:  # written by the ingest stage from the same train period
+            clim = open_climatology(self.inputs["climatology"])
+        else:  # computed here (once: reused while the store, period and window are unchanged)
+            clim = ensure_climatology(prepared, out_dir / "climatology.zarr", train_period=train)
+        # history=2: the linear AR needs x_{t-1}; the model uses inputs[-1] only
+        ds = WeatherWindows(prepared, test, history=2, lead_steps=ev["lead_steps"])
+        if len(ds) == 0:
+            raise ValueError(f"the test period {list(test)} holds no window of 2 inputs and "
+                             f"{ev['lead_steps']} lead steps")
+        forecasters = [
+            StepForecaster("model", lambda x, prev, t: self.forecast(model, x, t),
+                           description=f"model: the trained {self.name} network, rolled out"),
+            Persistence(),
+            ClimatologyForecast(clim, self.channels, self.step_hours),
+            LinearAR.fit(prepared, clim, train_period=train, channels=self.channels),
+        ]
+        scores = score_forecasters(ds, forecasters, self.channels, self.lat, clim,
+                                   step_hours=self.step_hours, max_samples=max_samples)
+        meta = {"task": self.name, "train_period": list(train), "test_period": list(test)}
+        write_scorecard(out_dir, scores, meta)  # scores.json, scorecard.csv, scores_by_lead.png
+        doc = scores.to_json(meta)
+        inputs, targets, t = ds[0]  # the one-step example maps
+        x0, x1 = inputs[-1], targets[0]
+        pred = self.forecast(model, x0[None], t[None])[0]
+        plot_weather_scores(out_dir / "scores.png", doc, (x0.numpy(), x1.numpy(), pred.numpy(),
+                            int(t)), self.channels, ev["plot_variable"] or self.channels[0],
                             self.lat, self.lon)
-        return scores
+        return doc

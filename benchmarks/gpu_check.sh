@@ -17,6 +17,8 @@ $PY -c "import torch, triton, torch_geometric; print('torch', torch.__version__,
 check "ddp step nccl x1"  timeout 240 $PY -m torch.distributed.run --standalone --nproc-per-node 1 benchmarks/gpu_ddp_step.py --backend nccl
 check "ddp step gloo x2 (1 GPU)" timeout 240 $PY -m torch.distributed.run --standalone --nproc-per-node 2 benchmarks/gpu_ddp_step.py --backend gloo
 check "sigmoid_gate bench"  timeout 120 $PY benchmarks/sigmoid_gate.py
+# issue 5: paper-size OneForecast step, fp32 + bf16 vs the released algorithm (~1-2 min)
+check "oneforecast paper step" timeout 200 $PY benchmarks/oneforecast_step.py --paper-size --budget-s 120
 echo
 echo "GPU check summary"
 printf '%s\n' "${rows[@]}"

@@ -66,7 +66,7 @@ from graphs import GraphSpec, build_graph  # noqa: E402
 from models.oneforecast import GatedGNN, GatedGNNConfig, count_parameters  # noqa: E402
 from models.oneforecast.gated_layer import GatedLayer  # noqa: E402
 
-CHANNELS, FORCINGS = 69, 2  # OneForecast's 69 variables; the weather task adds sin/cos solar time
+CHANNELS, FORCINGS = 69, 5  # OneForecast's 69 variables + the weather task's 5 default forcings
 MESH2MESH = ("mesh", "to", "mesh")
 # configs/oneforecast_1p5deg.yaml (no yaml on a bare GPU box; tests check the two agree)
 PAPER_GRAPH = {"mesh_levels": 5, "regions": ONEFORECAST_BOXES, "region_levels": 1,
@@ -293,7 +293,7 @@ def oneforecast_graph(grid: dict, graph: dict, device: torch.device):
 
 
 def sample(graph, batch: int, device: torch.device, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Random normalised inputs [B, N_grid, 69 + 2] and targets [B, N_grid, 69]."""
+    """Random normalised inputs [B, N_grid, 69 + 5] and targets [B, N_grid, 69]."""
     g = torch.Generator().manual_seed(seed)
     n = graph["grid"].num_nodes
     x = torch.randn(batch, n, CHANNELS + FORCINGS, generator=g)
@@ -395,7 +395,7 @@ def gated_vs_ungated(args, device: torch.device) -> dict:
           f"{mesh[0]:,} nodes / {mesh[1]:,} edges; "
           f"D {args.hidden}, {args.layers} layers, H 4, gate/attention hidden "
           f"{max(16, args.hidden // 8)}, batch {args.batch}, "
-          f"in {CHANNELS + FORCINGS} (69 + 2 forcings) -> {CHANNELS}; {device} {threads}")
+          f"in {CHANNELS + FORCINGS} (69 + 5 forcings) -> {CHANNELS}; {device} {threads}")
     print(f"{'processor':<34} {'params':>9} {'s/step median (range)':>24} {'samples/s':>10} "
           f"{'peak step MB':>13}")
     for processor, label in processors.items():

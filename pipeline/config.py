@@ -225,6 +225,32 @@ class ParityConfig(Section):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
+class RolloutConfig(Section):
+    """Autoregressive rollout training with a curriculum (pipeline/tasks/weather.py).
+
+    ``schedule`` is ``[[from_step, k], ...]``: the optimizer step s (0-based: the steps already
+    taken) rolls the model out k(s) = the k of the last entry with from_step <= s steps, feeding
+    it its own forecasts, and the loss is the mean over those k steps. k(s) depends only on the
+    global step, which checkpoints store, so a resumed run trains on the same k.
+    """
+
+    schedule: list[tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=1, le=240)]]] = [
+        (0, 1)]
+    # torch.utils.checkpoint around each rollout step (when k > 1): activation memory of one
+    # step instead of k, for one more forward pass per step (GraphCast, OneForecast do this)
+    gradient_checkpointing: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if not v or v[0][0] != 0:
+            raise ValueError("the first entry must start at step 0, e.g. [[0, 1], [1000, 2]]")
+        starts = [s for s, _ in v]
+        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+            raise ValueError(f"from_step values must increase strictly, got {starts}")
+        return v
+
+
 class TrainConfig(Section):
     task: Literal["weather_global", "parity"] = "weather_global"
     num_workers: Annotated[int, Field(ge=0, le=4096)] = 2
@@ -241,7 +267,36 @@ class TrainConfig(Section):
     loader_workers: Annotated[int, Field(ge=0, le=64)] = 1
     shuffle: bool = True
     max_failures: Annotated[int, Field(ge=-1)] = 1
+    # What the weather network learns to output (pipeline/tasks/weather.py). "residual": the
+    # 6-hour change normalised by the std of 6-hour differences, forecast X_t + σ_Δ·Δ̂
+    # (GraphCast; the default: persistence is the zero output, and the loss sees the change on
+    # its own scale); "direct": the normalised next state (X_{t+1} − μ)/σ (OneForecast's
+    # released code).
+    target: Literal["residual", "direct"] = "residual"
+    # Weather input channels after the state, always in this order: sin/cos of local solar time,
+    # sin/cos of the fraction of the year, sin latitude (the graph's grid nodes carry cos lat,
+    # sin/cos lon already), the prepared store's static fields (none unless it has a `static`
+    # array). A training period much shorter than a year cannot teach a seasonal dependence:
+    # there, year_progress is only a clock the model may overfit to; leave it out.
+    forcings: tuple[Literal["local_time", "year_progress", "latitude", "static"], ...] = (
+        "local_time", "year_progress", "latitude", "static")
+    # Weather loss (pipeline/tasks/weather.py). "mse": area-, level- and variable-weighted MSE
+    # (GraphCast); "relative_l2": OneForecast's channel-wise ||ŷ − y||₂ / ||y||₂, mean over
+    # samples and channels.
+    loss: Literal["mse", "relative_l2"] = "mse"
+    # Per-variable weights of the mse loss, on top of GraphCast's (2m_temperature 1; 10 m winds,
+    # mean_sea_level_pressure, total_precipitation_6hr 0.1; every other variable 1), e.g.
+    # {mean_sea_level_pressure: 1.0}. Keys are WB2 variable names of the data's channels.
+    variable_weights: dict[str, Annotated[float, Field(ge=0)]] = {}
+    rollout: RolloutConfig = RolloutConfig()
     parity: ParityConfig = ParityConfig()
+
+    @field_validator("forcings")
+    @classmethod
+    def _distinct_forcings(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"duplicate entries in {list(v)}")
+        return v
 
     @model_validator(mode="after")
     def _batch_divides(self) -> TrainConfig:

@@ -16,6 +16,7 @@ global RNG that dropout uses.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import os
 import signal
@@ -65,10 +66,21 @@ def make_loader(dataset, sampler, batch_size: int, workers: int, collate_fn=None
     )
 
 
-def train_step(model, task, batch, optimizer, scheduler, grad_clip: float, device) -> dict:
-    """One optimizer step: forward/backward (bf16 autocast on GPU), clip, step, schedule."""
+def task_loss(task, model, batch, device, step: int | None):
+    """``task.loss`` at global step ``step`` (the optimizer steps already taken), passed as the
+    keyword ``step`` to a task whose ``loss`` declares it (a curriculum: the weather task's
+    rollout length); a task without it (parity) is called as ``loss(model, batch, device)``."""
+    if step is not None and "step" in inspect.signature(task.loss).parameters:
+        return task.loss(model, batch, device, step=step)
+    return task.loss(model, batch, device)
+
+
+def train_step(model, task, batch, optimizer, scheduler, grad_clip: float, device,
+               step: int | None = None) -> dict:
+    """One optimizer step: forward/backward (bf16 autocast on GPU), clip, step, schedule.
+    ``step``: the optimizer steps already taken (see `task_loss`)."""
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        loss, metrics = task.loss(model, batch, device)
+        loss, metrics = task_loss(task, model, batch, device, step)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -78,8 +90,10 @@ def train_step(model, task, batch, optimizer, scheduler, grad_clip: float, devic
 
 
 @torch.no_grad()
-def validate(model, task, dataset, rank: int, world: int, device) -> dict:
-    """Mean validation loss over this rank's share, all-reduced into the global mean."""
+def validate(model, task, dataset, rank: int, world: int, device,
+             step: int | None = None) -> dict:
+    """Mean validation loss over this rank's share, all-reduced into the global mean; the loss
+    is the one of training step ``step`` (`task_loss`)."""
     if len(dataset) < world:
         return {}
     sampler = ResumableDistributedSampler(len(dataset), world, rank, shuffle=False)
@@ -89,7 +103,7 @@ def validate(model, task, dataset, rank: int, world: int, device) -> dict:
     for batch in loader:
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16,
                             enabled=device.type == "cuda"):
-            loss, metrics = task.loss(model, batch, device)
+            loss, metrics = task_loss(task, model, batch, device, step)
         values = torch.stack([loss.float(), *(m.float() for m in metrics.values())])
         totals = values if totals is None else totals + values
     model.train()
@@ -192,7 +206,8 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
     last: dict[str, Any] = {}
     while step < tcfg["max_steps"]:
         for batch in loader:
-            out = train_step(ddp, task, batch, optimizer, scheduler, tcfg["grad_clip"], device)
+            out = train_step(ddp, task, batch, optimizer, scheduler, tcfg["grad_clip"], device,
+                             step=step)  # a function of the global step: a resume repeats it
             step += 1
             sampler.cursor += per_rank
             _trace(cfg.get("_trace"), rank, step, task, batch)
@@ -200,7 +215,7 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             if step % tcfg["checkpoint_every"] == 0 or step == tcfg["max_steps"]:
                 metrics = {"step": step, "epoch": sampler.epoch,
                            "lr": scheduler.get_last_lr()[0], **_mean_over_ranks(out),
-                           **validate(ddp, task, val_ds, rank, world, device)}
+                           **validate(ddp, task, val_ds, rank, world, device, step=step - 1)}
                 meta = {**meta_static, "step": step, "sampler": sampler.state_dict()}
                 with session.checkpoint_dir(step) as d:
                     ckpt_io.save_checkpoint(d, rank=rank, meta=meta, model=model,

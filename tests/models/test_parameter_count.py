@@ -52,7 +52,8 @@ def shipped_model_config(name: str) -> tuple[GatedGNNConfig, int]:
 
 def test_paper_config_is_the_papers_scale_and_matches_its_stated_count():
     config, stated = shipped_model_config("oneforecast_1p5deg")
-    assert (config.in_channels, config.out_channels) == (69 + 2, 69)  # + 2 solar-time forcings
+    # 69 channels + the 5 default forcings (train.forcings)
+    assert (config.in_channels, config.out_channels) == (69 + 5, 69)
     assert (config.hidden, config.processor_layers, config.heads) == (512, 16, 4)
     assert (config.gate_width, config.attention_hidden) == (64, 64)
     count = count_parameters(config)

@@ -21,7 +21,9 @@ lead 1, so each sample is the two time steps t and t+1, [2, 69, H, W] float32) i
 All figures are MB/s of delivered sample bytes (inputs + targets, 1 MB = 1e6 bytes). The page
 cache is *warm* for every path: each store's files are read once before any timing, and all
 stores together fit in RAM. DataLoader workers are started (and their store opened) before the
-clock starts: worker start-up is a once-per-training cost, not a per-sample one.
+clock starts: worker start-up is a once-per-training cost, not a per-sample one. Also before
+the clock, one epoch through every loader is checked batch for batch (bit-identical) against
+the 0-worker loader, so a fast path cannot deliver other data.
 
 The last line printed is one JSON object with `loader_vs_raw`, `loader_vs_xarray`,
 `workers2_vs_workers0` and every MB/s figure.
@@ -140,10 +142,21 @@ def naive_xarray_sample(ds: xr.Dataset, t: int) -> np.ndarray:
 class ZarrReadWindows(WeatherWindows):
     """`WeatherWindows` reading each block with zarr's ``data[a:b]`` (its thread pool, a copy)."""
 
-    def _block(self, start: int, stop: int) -> np.ndarray:
-        if self._reader is None:
-            self._reader = zarr.open_array(Path(self.prepared_path) / "data", mode="r")
-        return np.asarray(self._reader[start:stop])
+    def _open(self):
+        reader = super()._open()
+        reader.chunk_dir = None  # ChunkReader's fallback: every block through zarr
+        return reader
+
+
+def same_batches(loaders: dict, sampler) -> None:
+    """Off the clock: one epoch through every loader, in step with 0 workers, batch for batch
+    bit-identical (whatever a path does to be fast, it delivers the same data)."""
+    sampler.set_epoch(0)
+    reference = loaders["loader_w0"]
+    for name, loader in loaders.items():
+        for n, (want, got) in enumerate(zip(reference, loader, strict=True)):
+            if not all(torch.equal(a, b) for a, b in zip(want, got, strict=True)):
+                raise AssertionError(f"{name}: batch {n} differs from 0 workers'")
 
 
 def spin(n: int) -> float:
@@ -211,6 +224,7 @@ def measure(source: Path, prepared: Path, *, batch_size: int, repeats: int,
         sampler.set_epoch(0, cursor=max(0, n_used - 4 * batch_size))
         for _ in loader:
             pass
+    same_batches(loaders, sampler)
 
     rates = {name: 0.0 for name in paths}
     speedups = []

@@ -104,6 +104,11 @@ def test_reading_through_zarr_gives_the_same_blocks(prepared, store):
     np.testing.assert_array_equal(ChunkReader(in_memory).read(1, 3), in_memory[1:3])
 
 
+def test_a_local_store_is_read_by_direct_chunk_reads(prepared):
+    ds = WeatherWindows(prepared, ("2020-01-01", "2020-01-03T18"))
+    assert ds._open().chunk_dir is not None  # not zarr's slower path (see test_publish for URLs)
+
+
 def test_pickles_without_the_open_store(prepared):
     ds = WeatherWindows(prepared, ALL, lead_steps=2)
     first = ds[0]

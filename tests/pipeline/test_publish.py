@@ -166,9 +166,6 @@ def test_file_url_publishes_a_local_directory(source, local, tmp_path):
     np.testing.assert_array_equal(store.data[:], open_prepared(local).data[:])
 
 
-@pytest.mark.xfail(strict=True, raises=(FileNotFoundError, ValueError, KeyError), reason=(
-    "WeatherWindows._open opens Path(prepared_path) / 'data', which turns memory://b/w.zarr "
-    "into the local path memory:/b/w.zarr/data; pipeline/datasets.py needs a URL-aware join"))
 def test_weather_windows_over_an_object_store(source, local, memfs):
     publish(source)
     period = ("2020-01-01", "2020-01-03T18")

@@ -13,24 +13,17 @@ import zarr
 from torch.utils.data import default_collate
 
 from pipeline.datasets import ChunkReader, WeatherWindows, WindowBatch, collate_windows
-from pipeline.ingest import prepare_weather
 from pipeline.sampler import ResumableDistributedSampler
-from pipeline.synthetic import write_synthetic_era5
 from pipeline.train import make_loader
+from tests.pipeline.helpers import WINDOW_SPECS, WINDOW_TIMES, small_prepared_store
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = ["temperature@850", "2m_temperature", "geopotential@500", "u_component_of_wind@500"]
-ALL = ("2020-01-01", "2020-01-05T18")  # the store's 20 six-hourly times
+SPECS, ALL = WINDOW_SPECS, WINDOW_TIMES  # the store's 20 six-hourly times
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("windows")
-    source = write_synthetic_era5(root / "era5.zarr", start=ALL[0], end=ALL[1], n_lat=8,
-                                  n_lon=16)
-    prepare_weather(source, root / "prepared.zarr", variables=SPECS,
-                    train_period=("2020-01-01", "2020-01-03T18"))
-    return root / "prepared.zarr"
+    return small_prepared_store(tmp_path_factory.mktemp("windows"))
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,16 @@ WINDOW_SPECS = ["temperature@850", "2m_temperature", "geopotential@500", "u_comp
 WINDOW_TIMES = ("2020-01-01", "2020-01-05T18")  # 20 six-hourly times
 
 
-def small_prepared_store(root: Path) -> Path:
-    """A prepared store of WINDOW_SPECS at WINDOW_TIMES on an 8 x 16 grid (train period: the
-    first 12 times), written under ``root``; returns its path."""
+def small_prepared_store(root: Path, specs=tuple(WINDOW_SPECS), times=WINDOW_TIMES,
+                         train=("2020-01-01", "2020-01-03T18")) -> Path:
+    """A prepared store of ``specs`` over ``times`` (analytic synthetic ERA5, 8 x 16 grid,
+    statistics over ``train``), written under ``root``; returns its path."""
     from pipeline.ingest import prepare_weather
     from pipeline.synthetic import write_synthetic_era5
 
-    source = write_synthetic_era5(root / "era5.zarr", start=WINDOW_TIMES[0], end=WINDOW_TIMES[1],
-                                  n_lat=8, n_lon=16)
-    prepare_weather(source, root / "prepared.zarr", variables=WINDOW_SPECS,
-                    train_period=("2020-01-01", "2020-01-03T18"))
+    source = write_synthetic_era5(root / "era5.zarr", start=times[0], end=times[1], n_lat=8,
+                                  n_lon=16)
+    prepare_weather(source, root / "prepared.zarr", variables=list(specs), train_period=train)
     return root / "prepared.zarr"
 
 

@@ -14,9 +14,10 @@ from pipeline.climatology import (
     window_weights,
 )
 from pipeline.errors import DataError
-from pipeline.ingest import open_prepared, prepare_weather
-from pipeline.synthetic import write_synthetic_era5
+from pipeline.ingest import open_prepared
+from tests.pipeline.helpers import small_prepared_store
 
+SPECS = ("geopotential@500", "2m_temperature")
 TRAIN = ("2020-01-01", "2020-01-08T18")  # 8 days of 6-hourly times; the store runs to 01-12
 
 
@@ -95,12 +96,8 @@ def test_a_series_and_its_times_must_agree():
 # -- from a prepared store ----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clim")
-    src = write_synthetic_era5(root / "src.zarr", start="2020-01-01", end="2020-01-12T18",
-                               n_lat=8, n_lon=16)
-    prepare_weather(src, root / "prepared.zarr", variables=["geopotential@500", "2m_temperature"],
-                    train_period=TRAIN)
-    return root / "prepared.zarr"
+    return small_prepared_store(tmp_path_factory.mktemp("clim"), SPECS,
+                                ("2020-01-01", "2020-01-12T18"), TRAIN)
 
 
 def test_store_climatology_is_the_window_mean_of_the_training_samples(prepared, tmp_path):

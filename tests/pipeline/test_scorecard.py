@@ -11,7 +11,7 @@ from pipeline.baselines import ClimatologyForecast, LinearAR, Persistence
 from pipeline.climatology import Climatology, compute_climatology, open_climatology
 from pipeline.datasets import WeatherWindows
 from pipeline.errors import DataError
-from pipeline.ingest import open_prepared, prepare_weather
+from pipeline.ingest import open_prepared
 from pipeline.metrics import lat_weights
 from pipeline.scorecard import (
     StepForecaster,
@@ -19,7 +19,7 @@ from pipeline.scorecard import (
     score_forecasters,
     write_scorecard,
 )
-from pipeline.synthetic import write_synthetic_era5
+from tests.pipeline.helpers import small_prepared_store
 
 LAT, LON = np.array([90.0, 30.0, -30.0, -90.0]), np.arange(0.0, 360.0, 60.0)  # 4 x 6
 HOURS = [0, 6, 12, 18]
@@ -170,10 +170,8 @@ def test_csv_and_json_agree_and_are_written_atomically(tmp_path):
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("scorecard")
-    src = write_synthetic_era5(root / "src.zarr", start="2020-01-01", end="2020-01-12T18",
-                               n_lat=8, n_lon=16)
-    prepare_weather(src, root / "prepared.zarr", variables=["geopotential@500", "2m_temperature"],
-                    train_period=("2020-01-01", "2020-01-08T18"))
+    small_prepared_store(root, ("geopotential@500", "2m_temperature"),
+                         ("2020-01-01", "2020-01-12T18"), ("2020-01-01", "2020-01-08T18"))
     clim = open_climatology(compute_climatology(root / "prepared.zarr", root / "clim.zarr"))
     return root / "prepared.zarr", clim
 

@@ -119,6 +119,16 @@ def publish_destination(dest, *, overwrite: bool = False):
     return publish_objects(url, overwrite=overwrite)
 
 
+def channel_variable_level(channel: str) -> tuple[str, float | None]:
+    """'geopotential_500' → ('geopotential', 500.0); '2m_temperature' → ('2m_temperature',
+    None): the inverse of `parse_channel`'s names."""
+    name, sep, level = channel.rpartition("_")
+    try:
+        return (name, float(level)) if sep else (channel, None)
+    except ValueError:
+        return channel, None
+
+
 def parse_channel(spec: str) -> tuple[str, float | None, str]:
     """'geopotential@500' → ('geopotential', 500.0, 'geopotential_500'); no '@' → surface."""
     name, sep, level = spec.partition("@")
@@ -570,6 +580,7 @@ class PreparedWeather:
     diff_std: np.ndarray  # [C] float32
     time_step_hours: float
     attrs: dict
+    group: zarr.Group  # the whole store, for optional members (e.g. ``static``)
 
 
 def open_prepared(path) -> PreparedWeather:
@@ -594,4 +605,5 @@ def open_prepared(path) -> PreparedWeather:
         diff_std=np.asarray(group["diff_std"][:]),
         time_step_hours=float(attrs["time_step_hours"]),
         attrs=attrs,
+        group=group,
     )

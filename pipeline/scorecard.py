@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, default_collate
 from pipeline.baselines import step_ns
 from pipeline.climatology import Climatology
 from pipeline.errors import DataError
+from pipeline.ingest import channel_variable_level
 from pipeline.metrics import LeadTimeScores
 
 FORMAT = "sluice.scores/1"
@@ -67,16 +68,6 @@ class StepForecaster:
 
     def step(self, x_t, x_prev, time_ns):
         return self.fn(x_t, x_prev, time_ns)
-
-
-def channel_variable_level(channel: str) -> tuple[str, float | None]:
-    """'geopotential_500' → ('geopotential', 500.0); '2m_temperature' → ('2m_temperature',
-    None): the inverse of `pipeline.ingest.parse_channel`'s names."""
-    name, sep, level = channel.rpartition("_")
-    try:
-        return (name, float(level)) if sep else (channel, None)
-    except ValueError:
-        return channel, None
 
 
 @dataclass

@@ -28,21 +28,18 @@ backward pass (`torch.utils.checkpoint`), so memory does not grow with k.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-import zarr
 from torch.utils.checkpoint import checkpoint
 
 from graphs import load_graph
 from models.oneforecast import GatedGNN, GatedGNNConfig
 from pipeline.datasets import WeatherWindows, collate_windows
 from pipeline.errors import DataError
-from pipeline.ingest import open_prepared
+from pipeline.ingest import PreparedWeather, channel_variable_level, open_prepared
 from pipeline.metrics import lat_weights
-from pipeline.publish import local_path, object_store_url
 
 # GraphCast's per-variable loss weights (graphcast/graphcast.py, GraphCast.loss_and_predictions,
 # passed to losses.weighted_mse_per_level); a variable not listed weighs 1.0, like every
@@ -91,16 +88,17 @@ def year_progress_features(time_ns: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.sin(angle), torch.cos(angle)], dim=-1).float()
 
 
-def read_static_fields(prepared) -> tuple[tuple[str, ...], np.ndarray | None]:
-    """The prepared store's static fields: names (S) and values [S, H, W] float32, or ((), None).
+def read_static_fields(store: PreparedWeather, prepared,
+                       ) -> tuple[tuple[str, ...], np.ndarray | None]:
+    """The static fields of ``store`` (opened from the path or URL ``prepared``, which errors
+    name): names (S) and values [S, H, W] float32, or ((), None).
 
     A prepared store may hold an array ``static[field, lat, lon]`` on its own grid (latitude
     descending, longitude 0..360, like ``data``) with the field names in its attribute
     ``channels`` (e.g. ``land_sea_mask``, ``geopotential_at_surface``). Ingest writes none today,
     so absence is the normal case.
     """
-    url = object_store_url(prepared)
-    group = zarr.open_group(url or os.fspath(local_path(prepared)), mode="r")
+    group = store.group
     if "static" not in group:
         return (), None
     array = group["static"]
@@ -127,17 +125,6 @@ def standardise_static(fields: np.ndarray, lat_deg: np.ndarray) -> np.ndarray:
 
 
 # -- loss ------------------------------------------------------------------------------------------
-def channel_variable_level(name: str) -> tuple[str, float | None]:
-    """Prepared channel name → (WB2 variable, level hPa or None): ``geopotential_500`` →
-    ("geopotential", 500.0), ``2m_temperature`` → ("2m_temperature", None) (the inverse of
-    `pipeline.ingest.parse_channel`'s ``f"{name}_{hpa:g}"``)."""
-    variable, _, last = name.rpartition("_")
-    try:
-        return variable, float(last)
-    except ValueError:
-        return name, None
-
-
 def channel_loss_weights(channels, variable_weights: dict[str, float] | None = None) -> np.ndarray:
     """Per-channel weights of the mse loss, GraphCast's, normalised to mean 1: [C] float64.
 
@@ -214,7 +201,7 @@ class WeatherGlobalTask:
         tcfg = cfg["train"]
         self.static = None
         if "static" in tcfg["forcings"]:
-            self.static_channels, static = read_static_fields(inputs["prepared"])
+            self.static_channels, static = read_static_fields(store, inputs["prepared"])
             if static is not None:
                 self.static = standardise_static(static, self.lat)
         self.target = tcfg["target"]

@@ -161,18 +161,23 @@ def _check_grid(sample, channels: list[str], lat: np.ndarray, climatology: Clima
 
 
 def score_forecasters(dataset, forecasters, channels, lat, climatology: Climatology, *,
-                      step_hours: float, max_samples: int | None = None, batch_size: int = 4,
-                      progress: bool = False) -> Scores:
-    """Roll every forecaster out over the first ``max_samples`` samples (default: all) and
-    score each lead (module docstring). lat: [H] degrees (either order); channels: the names
-    of the dataset's C channels, all of which the climatology must hold.
+                      step_hours: float, max_samples: int | None = None, init_stride: int = 1,
+                      batch_size: int = 4, progress: bool = False) -> Scores:
+    """Roll every forecaster out from every ``init_stride``-th sample (the first ``max_samples``
+    of them; default: all) and score each lead (module docstring). lat: [H] degrees (either
+    order); channels: the names of the dataset's C channels, all of which the climatology must
+    hold.
     """
     channels, lat = list(channels), np.asarray(lat, dtype=np.float64)
     names = [f.name for f in forecasters]
     if not names or len(set(names)) != len(names):
         raise ValueError(f"forecasters: expected at least one, with distinct names; got {names}")
     where = getattr(dataset, "prepared_path", type(dataset).__name__)
-    n = len(dataset) if max_samples is None else min(len(dataset), max_samples)
+    if init_stride < 1:
+        raise ValueError(f"init_stride must be >= 1, got {init_stride}")
+    inits = range(0, len(dataset), init_stride)
+    inits = inits if max_samples is None else inits[:max_samples]
+    n = len(inits)
     if n == 0:
         raise DataError(where, "period", "at least one forecast window (history + lead steps) "
                         f"inside {getattr(dataset, 'period', 'the period')}", "none")
@@ -184,7 +189,7 @@ def score_forecasters(dataset, forecasters, channels, lat, climatology: Climatol
                              f"dataset gives {history} (build it with history={f.history})")
     dt = step_ns(step_hours)
     scores = {name: LeadTimeScores(lat, n_leads, len(channels)) for name in names}
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=range(n),
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=inits,
                         collate_fn=getattr(dataset, "collate", None) or default_collate)
     first = last = None
     for inputs, targets, t0 in track(loader, description="scoring", disable=not progress):

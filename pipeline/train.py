@@ -24,10 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from pipeline import checkpoint as ckpt_io
 from pipeline.fingerprint import code_fingerprint
@@ -43,8 +44,6 @@ TRAIN_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipelin
 
 def seed_everything(seed: int) -> None:
     import random
-
-    import numpy as np
 
     random.seed(seed)
     np.random.seed(seed)
@@ -64,6 +63,15 @@ def make_loader(dataset, sampler, batch_size: int, workers: int, collate_fn=None
         generator=torch.Generator().manual_seed(0),
         collate_fn=collate_fn,
     )
+
+
+def spread_subset(dataset, n: int | None):
+    """``n`` samples of ``dataset`` evenly spaced over it, first and last included (all of it
+    when n is None or not smaller): a validation set that spans the whole period."""
+    if n is None or n >= len(dataset):
+        return dataset
+    index = np.unique(np.linspace(0, len(dataset) - 1, n).round().astype(int))
+    return Subset(dataset, index.tolist())
 
 
 def task_loss(task, model, batch, device, step: int | None):
@@ -165,7 +173,8 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
     model = task.build_model().to(device)
     ddp = DistributedDataParallel(model) if dist.is_initialized() and world > 1 else model
     optimizer, scheduler = build_optimizer(model, tcfg)
-    train_ds, val_ds = task.train_dataset(), task.val_dataset()
+    train_ds, val_ds = task.train_dataset(), spread_subset(task.val_dataset(),
+                                                           tcfg.get("val_samples"))
 
     per_rank = tcfg["batch_size"] // world
     sampler = ResumableDistributedSampler(

@@ -397,7 +397,8 @@ class WeatherGlobalTask:
             LinearAR.fit(prepared, clim, train_period=train, channels=self.channels),
         ]
         scores = score_forecasters(ds, forecasters, self.channels, self.lat, clim,
-                                   step_hours=self.step_hours, max_samples=max_samples)
+                                   step_hours=self.step_hours, max_samples=max_samples,
+                                   init_stride=ev.get("init_stride", 1))
         meta = {"task": self.name, "train_period": list(train), "test_period": list(test)}
         write_scorecard(out_dir, scores, meta)  # scores.json, scorecard.csv, scores_by_lead.png
         doc = scores.to_json(meta)

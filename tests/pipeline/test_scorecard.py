@@ -205,3 +205,28 @@ def test_a_period_without_windows_is_an_error(store):
     with pytest.raises(DataError, match="period"):
         score_forecasters(ds, [Persistence()], prepared.channels, prepared.lat, clim,
                           step_hours=6)
+
+
+def test_init_stride_scores_every_strideth_window(store):
+    """init_stride 3: the init times are windows 0, 3, 6, … and persistence scores equal
+    those computed from exactly those states."""
+    path, clim = store
+    prepared = open_prepared(path)
+    ds = WeatherWindows(path, ("2020-01-09", "2020-01-12T18"), history=2, lead_steps=2)
+    scores = score_forecasters(ds, [Persistence()], prepared.channels, prepared.lat, clim,
+                               step_hours=prepared.time_step_hours, init_stride=3, batch_size=2)
+    picked = ds.times[::3]
+    assert scores.n_forecasts == len(picked) == -(-len(ds) // 3)
+    assert scores.init_times == [str(picked[0]), str(picked[-1])]
+    data = np.asarray(prepared.data[:], dtype=np.float64)
+    starts = np.searchsorted(prepared.times, picked)
+    w = lat_weights(prepared.lat)[:, None]
+    err = data[starts] - data[starts + 2]
+    np.testing.assert_allclose(scores.rmse[0, 1],
+                               np.sqrt((w * err**2).mean(axis=(2, 3)).mean(axis=0)), rtol=1e-6)
+    capped = score_forecasters(ds, [Persistence()], prepared.channels, prepared.lat, clim,
+                               step_hours=prepared.time_step_hours, init_stride=3, max_samples=2)
+    assert capped.n_forecasts == 2 and capped.init_times[1] == str(picked[1])
+    with pytest.raises(ValueError, match="init_stride"):
+        score_forecasters(ds, [Persistence()], prepared.channels, prepared.lat, clim,
+                          step_hours=prepared.time_step_hours, init_stride=0)

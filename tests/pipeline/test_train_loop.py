@@ -109,3 +109,13 @@ def test_weather_rollout_curriculum_follows_the_global_step_and_resumes_exactly(
     run_training(faulty, weather_inputs, TorchrunSession(crashed))  # resumes at step 2: k = 2
     a, b = straight.out_dir / "checkpoint_000000006", crashed / "checkpoint_000000006"
     assert_states_equal(ck.load_state(a), ck.load_state(b))
+
+
+def test_spread_subset_spans_the_period_evenly():
+    from pipeline.train import spread_subset
+
+    data = list(range(100))
+    sub = spread_subset(data, 5)
+    assert [sub[i] for i in range(len(sub))] == [0, 25, 50, 74, 99]  # round(99 * k / 4)
+    assert spread_subset(data, None) is data and spread_subset(data, 100) is data
+    assert len(spread_subset(data, 99)) == 99

@@ -63,6 +63,7 @@ import xarray as xr
 import zarr
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.moments import TrainStatistics
 from pipeline.names import normalise_names
 from pipeline.publish import (
     local_path,
@@ -71,7 +72,13 @@ from pipeline.publish import (
     refuse_existing,
     require_complete,
 )
-from pipeline.regrid import equiangular_grid, regrid_conservative
+from pipeline.regrid import equiangular_grid, regrid_conservative_array
+from pipeline.timeblocks import (
+    SourceBlocks,
+    check_no_nans,
+    time_blocks,
+    time_interpolation_patch,
+)
 
 SPATIAL_DIMS = ("latitude", "longitude")
 TIME_ENCODING = {"units": "nanoseconds since 1970-01-01", "dtype": "int64"}
@@ -342,24 +349,12 @@ def select_channel(ds: xr.Dataset, spec: str, source) -> xr.DataArray:
     return var.reset_coords(drop=True).transpose("time", *SPATIAL_DIMS)
 
 
-def fill_missing(x: xr.DataArray, policy) -> xr.DataArray:
-    """Apply the NaN policy to x [T, C, H, W]: None/'error' keep NaNs (the caller rejects
-    them), a number replaces them, 'interpolate_time' interpolates linearly along time.
-
-    'interpolate_time' needs each grid point's whole series in one block, so it rechunks to
-    full time and a latitude slab (memory ~ T × C × W × 8 bytes per slab row); NaNs at the
-    ends of the series stay NaN and are rejected.
-    """
-    if policy is None or policy == "error":
-        return x
-    if policy == "interpolate_time":
-        filled = x.chunk({"time": -1, "latitude": 1}).interpolate_na("time", method="linear",
-                                                                      use_coordinate=True)
-        return filled.chunk({"time": 1, "latitude": -1})
-    if isinstance(policy, bool) or not isinstance(policy, int | float):
-        raise ConfigError(f"data.fill_nan: expected null, 'error', 'interpolate_time' or a "
-                          f"number, got {policy!r}")
-    return x.fillna(float(policy))
+def channel_pick(ds: xr.Dataset, spec: str) -> tuple[str, int | None]:
+    """(source variable, index of the level or None) of a channel `select_channel` accepted."""
+    name, level, _ = parse_channel(spec)
+    if level is None:
+        return name, None
+    return name, int(np.flatnonzero(np.asarray(ds[name]["level"].values) == level)[0])
 
 
 def dask_workers() -> int:
@@ -487,20 +482,11 @@ def prepare_weather(source, dest, *, variables, train_period, time_range=None,
         raise DataError(source, "train_period", f"at least two times inside {list(train_period)}",
                         f"{n_train} (data covers {times[0]} .. {times[-1]})")
 
-    channels = [select_channel(ds, spec, source) for spec in variables]
-    data = (xr.concat(channels, dim="channel", coords="minimal", join="exact")
-            .transpose("time", "channel", *SPATIAL_DIMS)
-            .assign_coords(time=times, latitude=lat, longitude=lon))
-    data = fill_missing(data, fill_nan)
-    nan_counts = da.isnan(data.data).sum(axis=(2, 3))  # [T, C], before regridding spreads them
+    for spec in variables:
+        select_channel(ds, spec, source)  # a DataError for a missing variable, level or dim
+    out_lat, out_lon = lat, lon
     if regrid is not None:
         out_lat, out_lon = equiangular_grid(int(regrid["n_lat"]), int(regrid["n_lon"]))
-        try:
-            data = regrid_conservative(data, out_lat, out_lon)
-        except ValueError as exc:
-            raise DataError(source, "regrid", "a global regular source grid", str(exc)) from exc
-    data = (data.astype(np.float32)
-            .chunk({"time": 1, "channel": -1, "latitude": -1, "longitude": -1}))
     levels = sorted({lv for _, lv, _ in map(parse_channel, variables) if lv is not None})
     selection = {
         "variables": variables,
@@ -525,27 +511,43 @@ def prepare_weather(source, dest, *, variables, train_period, time_range=None,
         "selection": selection,
     }
 
-    x = data.data  # [T, C, H, W] float32, lazy
-    x_train = x[train].astype(np.float64)
-    mean = x_train.mean(axis=(0, 2, 3))
-    std = x_train.std(axis=(0, 2, 3))
-    diff_std = (x_train[1:] - x_train[:-1]).std(axis=(0, 2, 3))
-
-    shape = tuple(data.shape)
+    shape = (times.size, len(names), out_lat.size, out_lon.size)
+    # Only the store's layout goes through xarray (a lazy template, never computed); the values
+    # are read, checked, regridded and written one time block at a time (`time_blocks`), so
+    # memory holds a block, not the series, and the Dask graph a block's tasks.
+    template = xr.DataArray(
+        da.zeros(shape, chunks=(1, *shape[1:]), dtype=np.float32),
+        dims=("time", "channel", *SPATIAL_DIMS),
+        coords={"time": times, "latitude": out_lat, "longitude": out_lon})
+    blocks = time_blocks(times.size, len(names) * max(lat.size * lon.size,
+                                                      out_lat.size * out_lon.size))
+    load = SourceBlocks(ds, [channel_pick(ds, spec) for spec in variables], dask_scheduler_kind)
+    patch = (time_interpolation_patch(load, blocks, source)
+             if fill_nan == "interpolate_time" else None)
+    statistics = TrainStatistics(len(names), train.start, train.start + n_train)
     with publish_destination(dest, overwrite=overwrite) as tmp:  # a Path or a URL
-        store = xr.Dataset({"data": data}, attrs=attrs).to_zarr(
+        xr.Dataset({"data": template}, attrs=attrs).to_zarr(
             tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
             encoding={"data": {"chunks": (1, *shape[1:])}, "time": TIME_ENCODING})
-        # One graph: each source chunk is read once for both the store and the statistics.
-        with dask_scheduler(dask_scheduler_kind):
-            _, nan_counts, mean, std, diff_std = dask.compute(store, nan_counts, mean, std,
-                                                              diff_std)
-        if nan_counts.any():
-            t, c = (int(i[0]) for i in np.nonzero(nan_counts))
-            raise DataError(source, variables[c], "no NaNs (or a data.fill_nan policy)",
-                            f"{int(nan_counts[:, c].sum())} NaNs, the first at {times[t]}")
-        stats = {k: ("channel", v.astype(np.float32))
-                 for k, v in (("mean", mean), ("std", std), ("diff_std", diff_std))}
+        array = zarr.open_group(os.fspath(tmp), mode="r+")["data"]
+        for a, b in blocks:
+            x = load(a, b)  # [b - a, C, H, W] source grid, float64 or the source's float
+            if patch is not None:
+                patch.apply(x, a, b)
+            elif fill_nan not in (None, "error"):
+                x = np.where(np.isnan(x), float(fill_nan), x)
+            check_no_nans(x, a, b, times, variables, source)  # before regridding spreads them
+            if regrid is not None:
+                try:
+                    x = regrid_conservative_array(x, lat, lon, out_lat, out_lon)
+                except ValueError as exc:
+                    raise DataError(source, "regrid", "a global regular source grid",
+                                    str(exc)) from exc
+            x = x.astype(np.float32)
+            array[a:b] = x
+            statistics.add(a, x)  # of the data as written
+        moments = statistics.result()
+        stats = {k: ("channel", v.astype(np.float32)) for k, v in moments.items()}
         # attrs again: an append rewrites the group's attributes with the appended dataset's.
         xr.Dataset(stats, attrs=attrs).to_zarr(tmp, mode="a", zarr_format=3, consolidated=False)
         write_manifest(tmp, {

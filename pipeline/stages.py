@@ -155,7 +155,7 @@ def pipeline_stages(cfg: dict) -> dict[str, Stage]:
             Stage("ingest", ingest, lambda c: c["data"],
                   ["pipeline.stages", "pipeline.ingest", "pipeline.publish", "pipeline.names",
                    "pipeline.regrid", "pipeline.synthetic", "pipeline.atmosphere",
-                   "pipeline.climatology"],
+                   "pipeline.climatology", "pipeline.timeblocks", "pipeline.moments"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),

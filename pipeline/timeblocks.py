@@ -25,8 +25,10 @@ BLOCK_BYTES = 64 << 20  # float64 bytes of one block on the larger grid (working
 
 
 def time_blocks(n_times: int, values_per_step: int,
-                budget: int = BLOCK_BYTES) -> list[tuple[int, int]]:
-    """[(start, stop), ...] covering range(n_times), each block ≤ budget bytes of float64."""
+                budget: int | None = None) -> list[tuple[int, int]]:
+    """[(start, stop), ...] covering range(n_times), each block ≤ budget bytes of float64
+    (default: `BLOCK_BYTES`, read at call time)."""
+    budget = BLOCK_BYTES if budget is None else budget
     steps = max(1, budget // (8 * max(1, values_per_step)))
     return [(a, min(a + steps, n_times)) for a in range(0, n_times, steps)]
 

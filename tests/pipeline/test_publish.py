@@ -105,9 +105,10 @@ def test_marker_is_written_last_and_names_the_store(source, memfs):
     assert record["format"] == "sluice.publish_complete/1" and record["store"] == URL
 
 
-def test_failure_after_data_writing_leaves_no_marker(source, memfs, tmp_path):
+def test_failure_after_data_writing_leaves_no_marker(source, memfs, tmp_path, monkeypatch):
+    monkeypatch.setattr("pipeline.timeblocks.BLOCK_BYTES", 1)  # one time step per block
     ds = xr.open_zarr(source, consolidated=False, chunks=None).load()
-    ds.temperature[5, 1, 2, 3] = np.nan  # found after the chunks are written
+    ds.temperature[5, 1, 2, 3] = np.nan  # found after steps 0-4 are written
     nan_source = tmp_path / "nan.zarr"
     ds.to_zarr(nan_source, zarr_format=3, consolidated=False)
     with pytest.raises(DataError) as raised:

@@ -131,7 +131,7 @@ def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
     figures: dict[str, float] = {"seeds": len(seeds), "cores": os.cpu_count() or 0,
                                  "n_forecasts": any_runs[0]["n_forecasts"]}
     print(f"\n24 h RMSE on the test year, mean ± std over seeds {seeds} "
-          f"({any_runs[0]['n_forecasts']} initial times, 00/12 UTC)")
+          f"({any_runs[0]['n_forecasts']} initial times)")
     print(f"{'variant':<17}{'params':>9}{'train s':>9}  " + "".join(f"{c[:16]:>22}" for c in
                                                                   channels))
     for name, runs in results.items():

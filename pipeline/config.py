@@ -277,6 +277,11 @@ class TrainConfig(Section):
     # its own scale); "direct": the normalised next state (X_{t+1} − μ)/σ (OneForecast's
     # released code).
     target: Literal["residual", "direct"] = "residual"
+    # States the weather network sees: 1 (X_t; OneForecast's released code) or 2 (X_{t-1} and
+    # X_t, GraphCast's 12-hour input): the second state carries the tendency, which a one-state
+    # model cannot know (the phase of a travelling wave), and which even a pointwise linear AR
+    # on two states exploits.
+    input_states: Literal[1, 2] = 1
     # Weather input channels after the state, always in this order: sin/cos of local solar time,
     # sin/cos of the fraction of the year, sin latitude (the graph's grid nodes carry cos lat,
     # sin/cos lon already), the prepared store's static fields (none unless it has a `static`

@@ -218,6 +218,11 @@ class WeatherGlobalTask:
         self._tensors(torch.device("cpu"))
 
     @property
+    def input_states(self) -> int:
+        """States the network sees: 1 (x_t) or 2 (x_{t-1}, x_t); ``train.input_states``."""
+        return self.cfg["train"].get("input_states", 1)
+
+    @property
     def forcings(self) -> list[str]:
         """Names of the input channels after the state channels, in order."""
         groups = self.cfg["train"]["forcings"]
@@ -247,7 +252,8 @@ class WeatherGlobalTask:
     def model_config(self) -> GatedGNNConfig:
         m = self.cfg["model"]
         return GatedGNNConfig(
-            in_channels=len(self.channels) + len(self.forcings), out_channels=len(self.channels),
+            in_channels=len(self.channels) * self.input_states + len(self.forcings),
+            out_channels=len(self.channels),
             hidden=m["hidden"], processor_layers=m["processor_layers"], dropout=m["dropout"],
             gradient_checkpointing=m["gradient_checkpointing"], processor=m["processor"],
             gate_mode=m["gate_mode"], heads=m["heads"], gate_hidden=m["gate_hidden"],
@@ -260,7 +266,8 @@ class WeatherGlobalTask:
     def _windows(self, split: str, lead_steps: int) -> WeatherWindows:
         """(X_t, X_{t+1..t+lead_steps}) windows with every time inside the split's period."""
         period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
-        return WeatherWindows(self.inputs["prepared"], period, history=1, lead_steps=lead_steps)
+        return WeatherWindows(self.inputs["prepared"], period, history=self.input_states,
+                              lead_steps=lead_steps)
 
     def train_dataset(self):
         return self._windows("train", self.max_rollout)
@@ -286,14 +293,26 @@ class WeatherGlobalTask:
         return torch.cat([*(p.to(device) for p in parts), self.grid_forcing.expand(b, -1, -1)],
                          dim=-1)
 
-    def network_output(self, model, x0: torch.Tensor, time_ns: torch.Tensor) -> torch.Tensor:
-        """x0 [B, C, H, W] physical, valid at time_ns [B] → the network's output [B, N, C]:
-        the normalised change (residual) or the normalised next state (direct)."""
+    def network_output(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
+                       x_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 [B, C, H, W] physical, valid at time_ns [B] (and x_prev, one step earlier, when
+        ``input_states`` is 2) → the network's output [B, N, C]: the normalised change
+        (residual) or the normalised next state (direct). Input channels per grid node:
+        [x_prev (if used), x0, forcings], each state normalised by (x − μ)/σ."""
+        states = [x0] if self.input_states == 1 else [self._previous(x_prev, x0), x0]
         b, c = x0.shape[:2]
-        x = ((x0 - self.mean[:, None, None]) / self.std[:, None, None]).reshape(b, c, -1)
-        inputs = torch.cat([x.transpose(1, 2), self.forcing(time_ns).to(x.device)],
-                           dim=-1)  # [B, N, C + F]
+        normalised = [((x - self.mean[:, None, None]) / self.std[:, None, None])
+                      .reshape(b, c, -1).transpose(1, 2) for x in states]
+        inputs = torch.cat([*normalised, self.forcing(time_ns).to(x0.device)],
+                           dim=-1)  # [B, N, S·C + F]
         return model(inputs, self.device_graph)
+
+    def _previous(self, x_prev: torch.Tensor | None, x0: torch.Tensor) -> torch.Tensor:
+        if x_prev is None or x_prev.shape != x0.shape:
+            raise ValueError(f"train.input_states 2: the model needs the previous state "
+                             f"[B, C, H, W] {tuple(x0.shape)}, got "
+                             f"{None if x_prev is None else tuple(x_prev.shape)}")
+        return x_prev
 
     def to_physical(self, output: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
         """The network's output [B, N, C] on the state x0 [B, C, H, W] → X̂_{t+1} [B, C, H, W]."""
@@ -314,9 +333,10 @@ class WeatherGlobalTask:
             y = (x1 - self.mean[:, None, None]) / self.std[:, None, None]
         return y.reshape(b, c, -1).transpose(1, 2)
 
-    def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor) -> torch.Tensor:
-        """One 6-hour step in physical units: [B, C, H, W]."""
-        return self.to_physical(self.network_output(model, x0, time_ns), x0)
+    def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
+                 x_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """One 6-hour step in physical units: [B, C, H, W] (x_prev: see `network_output`)."""
+        return self.to_physical(self.network_output(model, x0, time_ns, x_prev), x0)
 
     def objective(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``train.loss`` of the output against the target, both [B, N, C] → scalar."""
@@ -324,11 +344,12 @@ class WeatherGlobalTask:
             return relative_l2(pred, target)
         return weighted_mse(pred, target, self.node_weight, self.channel_weight)
 
-    def rollout_step(self, model, x: torch.Tensor, truth: torch.Tensor, time_ns: torch.Tensor):
-        """One step from x (physical, valid at time_ns) against the truth one step later:
-        (loss, X̂ [B, C, H, W]). The truth target is taken relative to x, the model's own
-        state, as GraphCast's autoregressive loss does."""
-        output = self.network_output(model, x, time_ns).float()  # [B, N, C]
+    def rollout_step(self, model, x: torch.Tensor, truth: torch.Tensor, time_ns: torch.Tensor,
+                     x_prev: torch.Tensor | None = None):
+        """One step from x (physical, valid at time_ns; x_prev one step earlier if used)
+        against the truth one step later: (loss, X̂ [B, C, H, W]). The truth target is taken
+        relative to x, the model's own state, as GraphCast's autoregressive loss does."""
+        output = self.network_output(model, x, time_ns, x_prev).float()  # [B, N, C]
         loss = self.objective(output, self.normalised_target(x, truth))
         return loss, self.to_physical(output, x)
 
@@ -342,12 +363,14 @@ class WeatherGlobalTask:
                              f"{targets.shape[1]} targets")
         step_ns = round(self.step_hours * 3.6e12)
         x, losses = inputs[:, -1], []  # [B, C, H, W]
+        x_prev = inputs[:, -2] if self.input_states == 2 else None
         for j in range(k):
-            args = (model, x, targets[:, j], t + j * step_ns)
+            args = (model, x, targets[:, j], t + j * step_ns, x_prev)
             if self.rollout_checkpointing and k > 1 and torch.is_grad_enabled():
-                step_loss, x = checkpoint(self.rollout_step, *args, use_reentrant=False)
+                step_loss, x_next = checkpoint(self.rollout_step, *args, use_reentrant=False)
             else:
-                step_loss, x = self.rollout_step(*args)
+                step_loss, x_next = self.rollout_step(*args)
+            x_prev, x = (x if self.input_states == 2 else None), x_next
             losses.append(step_loss)
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
@@ -359,6 +382,7 @@ class WeatherGlobalTask:
         return {
             "model_config": self.model_config().to_dict(),
             "channels": self.channels,
+            "input_states": self.input_states,
             "forcings": self.forcings,
             "normalisation": {k: v.tolist() for k, v in self.stats.items()},
             "graph_spec_hash": self.graph.spec_hash,
@@ -390,7 +414,8 @@ class WeatherGlobalTask:
             raise ValueError(f"the test period {list(test)} holds no window of 2 inputs and "
                              f"{ev['lead_steps']} lead steps")
         forecasters = [
-            StepForecaster("model", lambda x, prev, t: self.forecast(model, x, t),
+            StepForecaster("model", lambda x, prev, t: self.forecast(model, x, t, prev),
+                           history=self.input_states,
                            description=f"model: the trained {self.name} network, rolled out"),
             Persistence(),
             ClimatologyForecast(clim, self.channels, self.step_hours),
@@ -404,7 +429,8 @@ class WeatherGlobalTask:
         doc = scores.to_json(meta)
         inputs, targets, t = ds[0]  # the one-step example maps
         x0, x1 = inputs[-1], targets[0]
-        pred = self.forecast(model, x0[None], t[None])[0]
+        prev = inputs[-2][None] if self.input_states == 2 else None
+        pred = self.forecast(model, x0[None], t[None], prev)[0]
         plot_weather_scores(out_dir / "scores.png", doc, (x0.numpy(), x1.numpy(), pred.numpy(),
                             int(t)), self.channels, ev["plot_variable"] or self.channels[0],
                             self.lat, self.lon)

@@ -58,13 +58,14 @@ def inputs(tmp_path_factory):
 
 
 def weather_cfg(*, target="residual", loss="mse", schedule=((0, 1),), checkpointing=True,
-                dropout=0.0, variable_weights=None,
+                dropout=0.0, variable_weights=None, input_states=1,
                 forcings=("local_time", "year_progress", "latitude", "static")) -> dict:
     return Config.model_validate({
         "data": {"variables": SPECS, "periods": PERIODS},
         "model": {"hidden": 8, "processor_layers": 1, "heads": 2, "attention_hidden": 8,
                   "dropout": dropout},
         "train": {"target": target, "loss": loss, "forcings": list(forcings),
+                  "input_states": input_states,
                   "variable_weights": variable_weights or {},
                   "rollout": {"schedule": [list(e) for e in schedule],
                               "gradient_checkpointing": checkpointing}},
@@ -221,6 +222,33 @@ def test_rollout_feeds_each_forecast_back(inputs, target):
     assert len(model.seen) == 1
 
 
+def test_two_input_states_feed_the_previous_state_and_roll_it_forward(inputs):
+    """input_states 2 (GraphCast): the network sees [x_{t-1}, x_t, forcings]; in a rollout
+    the state it was given becomes the previous state of the next step."""
+    task = WeatherGlobalTask(weather_cfg(schedule=((0, 3),), input_states=2), inputs)
+    n = len(task.channels)
+    assert task.model_config().in_channels == 2 * n + len(task.forcings)
+    dataset = task.train_dataset()
+    assert dataset.history == 2 and task.val_dataset().history == 2
+    x, _, t = batch_of(dataset)  # [B, 2, C, H, W]
+    x_prev, x0 = x[:, 0], x[:, 1]
+    c = torch.tensor([30.0, -20.0, 0.5, -1.0])[:, None, None]
+    truth = torch.stack([x0 + j * c for j in (1, 2, 3)], dim=1)
+    model = AddConstant(task, c.flatten())
+    loss, _ = task.loss(model, (x, truth, t), CPU, step=0)
+    assert loss.item() < 1e-8 and len(model.seen) == 3
+    norm = lambda s: ((s - task.mean[:, None, None]) / task.std[:, None, None]  # noqa: E731
+                      ).flatten(2).transpose(1, 2)
+    states = [x_prev, x0, x0 + c, x0 + 2 * c]
+    for j, seen in enumerate(model.seen):
+        torch.testing.assert_close(seen[..., :n], norm(states[j]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(seen[..., n:2 * n], norm(states[j + 1]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(seen[..., 2 * n:], task.forcing(t + j * 6 * HOUR_NS))
+    with pytest.raises(ValueError, match="previous state"):
+        task.forecast(model, x0, t)
+    assert task.forecast(task.build_model(), x0, t, x_prev).shape == x0.shape
+
+
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_gradient_checkpointing_per_step_gives_the_same_gradients(inputs, dropout):
     grads, calls = [], []
@@ -352,3 +380,20 @@ def test_forcing_groups_can_be_left_out(inputs):
     t = torch.tensor([ns("2020-01-01T12")])
     torch.testing.assert_close(task.forcing(t), full.forcing(t)[..., [0, 1, 4]])
     assert WeatherGlobalTask(weather_cfg(forcings=()), inputs).forcing(t).shape == (1, 128, 0)
+
+
+def test_evaluation_gives_a_two_state_model_the_previous_state(inputs, tmp_path):
+    cfg = weather_cfg(input_states=2)
+    cfg["evaluate"]["lead_steps"] = 1
+    task = WeatherGlobalTask(cfg, inputs)
+    model = AddConstant(task, torch.zeros(len(task.channels)))  # forecasts x_t: persistence
+    doc = task.evaluate(model, tmp_path, max_samples=10)
+    n = len(task.channels)
+    for channel, scores in doc["scores"]["model"].items():
+        assert scores["6"]["rmse"] == pytest.approx(doc["scores"]["persistence"][channel]["6"]
+                                                    ["rmse"], rel=1e-6)
+    windows = task._windows("test", 1)
+    (x, _, _), seen = windows[0], model.seen[0]
+    norm = ((x - task.mean[:, None, None]) / task.std[:, None, None]).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(seen[0, :, :n], norm[0], rtol=0, atol=1e-5)  # x_{t-1}
+    torch.testing.assert_close(seen[0, :, n:2 * n], norm[1], rtol=0, atol=1e-5)  # x_t

@@ -522,7 +522,7 @@ def prepare_weather(source, dest, *, variables, train_period, time_range=None,
     blocks = time_blocks(times.size, len(names) * max(lat.size * lon.size,
                                                       out_lat.size * out_lon.size))
     load = SourceBlocks(ds, [channel_pick(ds, spec) for spec in variables], dask_scheduler_kind)
-    patch = (time_interpolation_patch(load, blocks, source)
+    patch = (time_interpolation_patch(load, blocks)
              if fill_nan == "interpolate_time" else None)
     statistics = TrainStatistics(len(names), train.start, train.start + n_train)
     with publish_destination(dest, overwrite=overwrite) as tmp:  # a Path or a URL

@@ -89,10 +89,10 @@ class InterpolationPatch:
         flat[self.t[lo:hi] - a, self.point[lo:hi]] = self.value[lo:hi]
 
 
-def time_interpolation_patch(load: SourceBlocks, blocks, source,
+def time_interpolation_patch(load: SourceBlocks, blocks,
                              budget: int = 8 * BLOCK_BYTES) -> InterpolationPatch:
-    """Linear-in-time values for every interior NaN of the source (module docstring)."""
-    del source  # NaNs left at the series' ends are reported by the write pass
+    """Linear-in-time values for every interior NaN of the source (module docstring); NaNs
+    left at a series' ends are the write pass's to report."""
     points = []
     for a, b in blocks:  # pass 1: which grid points (c, h, w) have any NaN
         x = load(a, b)

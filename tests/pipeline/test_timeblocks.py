@@ -45,7 +45,7 @@ def test_interpolation_patch_fills_interior_gaps_linearly_in_time():
     x[4, 1, 0, 2] = np.nan  # t3 → t5 spans 6 h + 12 h... times: t3 + 12 h = t4, t5 = t4 + 6 h
     x[0, 0, 1, 1] = np.nan  # before the first valid value: stays NaN
     load, t = source(x)
-    patch = time_interpolation_patch(load, time_blocks(8, 18, budget=8 * 18 * 3), "src.zarr")
+    patch = time_interpolation_patch(load, time_blocks(8, 18, budget=8 * 18 * 3))
     filled = load(0, 8)
     for a, b in time_blocks(8, 18, budget=8 * 18 * 3):
         block = filled[a:b].copy()

@@ -100,24 +100,24 @@ def time_interpolation_patch(load: SourceBlocks, blocks,
     points = np.unique(np.concatenate(points)) if points else np.zeros(0, dtype=np.int64)
     n_times = blocks[-1][1] if blocks else 0
     t_coord = np.asarray(load.times).astype("datetime64[ns]").astype(np.int64).astype(np.float64)
-    group = max(1, budget // (8 * max(1, n_times)))
+    # series and the two index arrays: 24 bytes per (time, point)
+    group = max(1, budget // (24 * max(1, n_times)))
     ts, ps, vs = [], [], []
     for g in range(0, points.size, group):  # pass 2 per group: the series of those points
         idx = points[g:g + group]
         series = np.empty((n_times, idx.size), dtype=np.float64)
         for a, b in blocks:
             series[a:b] = load(a, b).reshape(b - a, -1)[:, idx]
-        for j in range(idx.size):
-            col = series[:, j]
-            bad = np.isnan(col)
-            good = np.flatnonzero(~bad)
-            if good.size == 0:
-                continue
-            fill = np.flatnonzero(bad & (np.arange(n_times) > good[0]) & (np.arange(n_times)
-                                                                         < good[-1]))
-            if fill.size:
-                ts.append(fill)
-                ps.append(np.full(fill.size, idx[j]))
-                vs.append(np.interp(t_coord[fill], t_coord[good], col[good]))
+        valid = ~np.isnan(series)
+        steps = np.arange(n_times)[:, None]
+        # the last valid step at or before t, the first at or after t (−1, n_times: none)
+        before = np.maximum.accumulate(np.where(valid, steps, -1), axis=0)
+        after = np.minimum.accumulate(np.where(valid, steps, n_times)[::-1], axis=0)[::-1]
+        t, j = np.nonzero(~valid & (before >= 0) & (after < n_times))  # interior NaNs only
+        lo, hi = before[t, j], after[t, j]
+        weight = (t_coord[t] - t_coord[lo]) / (t_coord[hi] - t_coord[lo])
+        ts.append(t)
+        ps.append(idx[j])
+        vs.append(series[lo, j] + weight * (series[hi, j] - series[lo, j]))
     cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
     return InterpolationPatch(cat(ts, np.int64), cat(ps, np.int64), cat(vs, np.float64))

@@ -24,7 +24,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="sluice", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a Sluice pipeline, or one stage of it, on Ray.",
         epilog="exit codes: 0 ok, 2 bad config or input, 1 any other failure")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_stage_commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return p
+
+
+def add_stage_commands(sub) -> None:
+    """The pipeline's subcommands (run and one per stage) on an argparse subparsers object;
+    `workflows.cli` adds the forecast workflow's beside them."""
     helps = {"run": "run the whole pipeline (skipping stages whose outputs are current)",
              "ingest": "prepare the weather Zarr (writes the synthetic source if configured)",
              "graph": "build the multi-scale grid/mesh graph",
@@ -44,10 +50,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--address", default=None,
                         help="Ray cluster to attach to (default: $RAY_ADDRESS, else an embedded "
                              "local cluster)")
-    return p
 
 
-def _normalise(argv: list[str]) -> list[str]:
+def normalise_argv(argv: list[str]) -> list[str]:
     """``graph plot ...`` is ``graph-plot ...`` (unless ``plot`` is a config file)."""
     if argv[:2] == ["graph", "plot"] and not Path("plot").is_file():
         return ["graph-plot", *argv[2:]]
@@ -55,7 +60,12 @@ def _normalise(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(_normalise(list(sys.argv[1:] if argv is None else argv)))
+    args = _parser().parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    return run_command(args)
+
+
+def run_command(args) -> int:
+    """Run a parsed stage command; UserError → exit 2 with its message on stderr."""
     from rich.console import Console
 
     console = Console()

@@ -40,6 +40,30 @@ ERA5_TO_WB2 = {
 }
 WB2_NAMES = frozenset(ERA5_TO_WB2.values())
 
+# WB2 name → (units, long_name, CF standard_name), units spelt as ERA5 and WB2 store them. The
+# synthetic stores write these; a forecast store takes a variable's attributes from its
+# analysis source and falls back to this table.
+CF_ATTRIBUTES = {
+    "geopotential": ("m**2 s**-2", "Geopotential", "geopotential"),
+    "temperature": ("K", "Temperature", "air_temperature"),
+    "u_component_of_wind": ("m s**-1", "U component of wind", "eastward_wind"),
+    "v_component_of_wind": ("m s**-1", "V component of wind", "northward_wind"),
+    "vertical_velocity": ("Pa s**-1", "Vertical velocity", "lagrangian_tendency_of_air_pressure"),
+    "specific_humidity": ("kg kg**-1", "Specific humidity", "specific_humidity"),
+    "relative_humidity": ("%", "Relative humidity", "relative_humidity"),
+    "2m_temperature": ("K", "2 metre temperature", "air_temperature"),
+    "2m_dewpoint_temperature": ("K", "2 metre dewpoint temperature", "dew_point_temperature"),
+    "10m_u_component_of_wind": ("m s**-1", "10 metre U wind component", "eastward_wind"),
+    "10m_v_component_of_wind": ("m s**-1", "10 metre V wind component", "northward_wind"),
+    "100m_u_component_of_wind": ("m s**-1", "100 metre U wind component", "eastward_wind"),
+    "100m_v_component_of_wind": ("m s**-1", "100 metre V wind component", "northward_wind"),
+    "mean_sea_level_pressure": ("Pa", "Mean sea level pressure", "air_pressure_at_mean_sea_level"),
+    "surface_pressure": ("Pa", "Surface pressure", "surface_air_pressure"),
+    "sea_surface_temperature": ("K", "Sea surface temperature", "sea_surface_temperature"),
+    "total_column_water_vapour": ("kg m**-2", "Total column vertically-integrated water vapour",
+                                  "atmosphere_mass_content_of_water_vapor"),
+}
+
 # Dimension/coordinate aliases seen in real stores → the names used inside Sluice.
 DIM_ALIASES = {
     "lat": "latitude",

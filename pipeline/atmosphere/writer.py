@@ -26,6 +26,7 @@ from pipeline.atmosphere.columns import LEVELS, column_fields
 from pipeline.atmosphere.core import AtmosphereConfig, run_core
 from pipeline.atmosphere.sht import SphericalGrid
 from pipeline.ingest import atomic_directory
+from pipeline.names import CF_ATTRIBUTES
 from pipeline.regrid import gaussian_latitude_edges, regrid_conservative_array
 
 ATMOSPHERIC = ("geopotential", "temperature", "u_component_of_wind", "v_component_of_wind",
@@ -40,17 +41,6 @@ DEFAULT_PERIODS = {
     "test": ("2004-01-01", "2004-12-31T18"),
 }
 NAMED_GRIDS = {"5.625": (32, 64), "2.8125": (64, 128), "1.5": (121, 240), "0.25": (721, 1440)}
-ATTRS = {
-    "geopotential": ("m**2 s**-2", "Geopotential", "geopotential"),
-    "temperature": ("K", "Temperature", "air_temperature"),
-    "u_component_of_wind": ("m s**-1", "U component of wind", "eastward_wind"),
-    "v_component_of_wind": ("m s**-1", "V component of wind", "northward_wind"),
-    "specific_humidity": ("kg kg**-1", "Specific humidity", "specific_humidity"),
-    "2m_temperature": ("K", "2 metre temperature", "air_temperature"),
-    "10m_u_component_of_wind": ("m s**-1", "10 metre U wind component", "eastward_wind"),
-    "10m_v_component_of_wind": ("m s**-1", "10 metre V wind component", "northward_wind"),
-    "mean_sea_level_pressure": ("Pa", "Mean sea level pressure", "air_pressure_at_mean_sea_level"),
-}
 
 
 def output_grid(grid) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -97,7 +87,7 @@ def _dataset(times, blocks: dict[str, list], maker: FieldMaker, levels, attrs) -
     dims4, dims3 = ("time", "level", "latitude", "longitude"), ("time", "latitude", "longitude")
     data_vars = {}
     for name, arrays in blocks.items():
-        units, long_name, standard_name = ATTRS[name]
+        units, long_name, standard_name = CF_ATTRIBUTES[name]
         data_vars[name] = ((dims4 if name in ATMOSPHERIC else dims3), np.stack(arrays),
                            {"units": units, "long_name": long_name,
                             "standard_name": standard_name})

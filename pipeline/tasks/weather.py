@@ -184,26 +184,55 @@ class WeatherGlobalTask:
     static_channels: tuple[str, ...] = ()  # the store's static fields (`read_static_fields`)
 
     def __init__(self, cfg: dict, inputs: dict[str, str]):
-        self.cfg, self.inputs = cfg, inputs
         store = open_prepared(inputs["prepared"])
-        self.channels = list(store.channels)
-        self.lat, self.lon = np.asarray(store.lat), np.asarray(store.lon)
-        self.step_hours = store.time_step_hours
-        self.stats = {k: np.asarray(getattr(store, k), dtype=np.float32)
-                      for k in ("mean", "std", "diff_std")}
-        self.graph = load_graph(inputs["graph"])
+        static_names, static = (), None
+        if "static" in cfg["train"]["forcings"]:
+            static_names, static = read_static_fields(store, inputs["prepared"])
+        self._bind(cfg, inputs, channels=list(store.channels), lat=store.lat, lon=store.lon,
+                   step_hours=store.time_step_hours,
+                   stats={k: getattr(store, k) for k in ("mean", "std", "diff_std")},
+                   graph=load_graph(inputs["graph"]), static=(static_names, static),
+                   where=f"graph {inputs['graph']}, prepared data {inputs['prepared']}")
+
+    @classmethod
+    def from_checkpoint_meta(cls, meta: dict, graph) -> WeatherGlobalTask:
+        """The task a checkpoint was trained with, rebuilt from its meta.json alone (config,
+        channels, grid, time step, normalisation) and the graph of its spec: what a forecast
+        needs, with no prepared store. Static forcings are not in a checkpoint: DataError."""
+        missing = [k for k in ("grid", "time_step_hours", "normalisation", "channels")
+                   if k not in meta]
+        if missing:
+            raise DataError("checkpoint meta.json", ", ".join(missing),
+                            "a checkpoint that describes its grid and time step (written by "
+                            "Sluice since the forecast command; retrain to get one)", "absent")
+        if any(f.startswith("static:") for f in meta.get("forcings", ())):
+            raise DataError("checkpoint meta.json", "forcings", "no static fields (a forecast "
+                            "from a checkpoint alone cannot rebuild them)", meta["forcings"])
+        task = cls.__new__(cls)
+        task._bind(meta["config"], {}, channels=list(meta["channels"]),
+                   lat=np.asarray(meta["grid"]["latitude"]),
+                   lon=np.asarray(meta["grid"]["longitude"]),
+                   step_hours=float(meta["time_step_hours"]),
+                   stats=meta["normalisation"], graph=graph, static=((), None),
+                   where="checkpoint meta.json and its graph")
+        return task
+
+    def _bind(self, cfg: dict, inputs: dict[str, str], *, channels, lat, lon, step_hours,
+              stats, graph, static, where: str) -> None:
+        self.cfg, self.inputs = cfg, inputs
+        self.channels = list(channels)
+        self.lat, self.lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        self.step_hours = float(step_hours)
+        self.stats = {k: np.asarray(stats[k], dtype=np.float32) for k in ("mean", "std",
+                                                                          "diff_std")}
+        self.graph = graph
         n_lat, n_lon = len(self.lat), len(self.lon)
         if self.graph["grid"].num_nodes != n_lat * n_lon:
-            raise ValueError(
-                f"graph {inputs['graph']} has {self.graph['grid'].num_nodes} grid nodes, "
-                f"prepared data {inputs['prepared']} has {n_lat}x{n_lon}"
-            )
+            raise ValueError(f"{where}: the graph has {self.graph['grid'].num_nodes} grid nodes, "
+                             f"the data {n_lat}x{n_lon}")
         tcfg = cfg["train"]
-        self.static = None
-        if "static" in tcfg["forcings"]:
-            self.static_channels, static = read_static_fields(store, inputs["prepared"])
-            if static is not None:
-                self.static = standardise_static(static, self.lat)
+        self.static_channels, static = static
+        self.static = None if static is None else standardise_static(static, self.lat)
         self.target = tcfg["target"]
         self.loss_kind = tcfg["loss"]
         self.schedule = [tuple(entry) for entry in tcfg["rollout"]["schedule"]]
@@ -386,6 +415,9 @@ class WeatherGlobalTask:
             "forcings": self.forcings,
             "normalisation": {k: v.tolist() for k, v in self.stats.items()},
             "graph_spec_hash": self.graph.spec_hash,
+            # The grid and step make the checkpoint self-describing for `pipeline.forecast`.
+            "grid": {"latitude": self.lat.tolist(), "longitude": self.lon.tolist()},
+            "time_step_hours": self.step_hours,
         }
 
     # -- evaluation on the test period ---------------------------------------------------------

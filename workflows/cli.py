@@ -1,0 +1,112 @@
+"""``sluice``: the pipeline's commands (`pipeline.cli`) and the forecast workflow's.
+
+    sluice forecast --init-time 2026-11-29T00 --checkpoint PATH --lead 240h
+                    [--analysis STORE] [--out DEST] [--overwrite] [--graph-cache DIR]
+
+Exit codes: 0 ok, 2 bad config or input, 75 the analysis has not arrived yet (retry later),
+1 any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.cli import add_stage_commands, normalise_argv, run_command
+from pipeline.errors import AnalysisPending, UserError
+
+WORKFLOW_COMMANDS = ("forecast",)
+EPILOG = ("exit codes: 0 ok, 2 bad config or input, 75 analysis not there yet (retry), "
+          "1 any other failure")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sluice", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run a Sluice pipeline or one stage of it on Ray, or forecast from a "
+                    "trained checkpoint.", epilog=EPILOG)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_stage_commands(sub)
+    f = sub.add_parser("forecast", help="roll a checkpoint out from one analysis into a "
+                       "WeatherBench2-layout forecast Zarr", epilog=EPILOG,
+                       description="Roll a checkpoint out from the analysis at --init-time and "
+                                   "publish the forecast Zarr atomically.")
+    f.add_argument("--init-time", required=True, help="analysis time, e.g. 2026-11-29T00")
+    f.add_argument("--checkpoint", required=True, type=Path,
+                   help="a Sluice checkpoint directory (RUN/train/checkpoint)")
+    f.add_argument("--lead", required=True, help="how far ahead: '240h' or '10d'")
+    f.add_argument("--analysis", default=None,
+                   help="ERA5-style store holding the analysis (default: the checkpoint's "
+                        "data.source)")
+    f.add_argument("--out", default=None,
+                   help="forecast store, a path or an object-store URL (default: "
+                        "forecasts/<init>.zarr)")
+    f.add_argument("--overwrite", action="store_true", help="replace an existing forecast")
+    f.add_argument("--graph-cache", type=Path, default=Path("runs") / ".graph_cache",
+                   help="where graphs rebuilt from checkpoints are kept")
+    return p
+
+
+def parse_init_time(text: str) -> np.datetime64:
+    try:
+        t = np.datetime64(text, "ns")
+    except ValueError:
+        raise UserError(f"--init-time {text!r}: expected an ISO time like 2026-11-29T00") from None
+    if np.isnat(t):
+        raise UserError(f"--init-time {text!r}: expected an ISO time like 2026-11-29T00")
+    return t
+
+
+def init_label(init) -> str:
+    """2026-11-29T00 → '20261129T00' (file names)."""
+    return str(np.datetime64(init, "h")).replace("-", "")
+
+
+def forecast_command(args) -> int:
+    from rich.console import Console
+
+    from pipeline.forecast import Forecaster, make_forecast, parse_lead, write_forecast
+
+    console = Console(stderr=True)
+    init = parse_init_time(args.init_time)
+    forecaster = Forecaster.from_checkpoint(args.checkpoint, args.graph_cache)
+    n_steps = parse_lead(args.lead, forecaster.step_hours)
+    data = forecaster.meta["config"]["data"]
+    source = args.analysis or data.get("source")
+    if source in (None, "synthetic"):
+        raise UserError("--analysis: the checkpoint was trained on a synthetic source; name "
+                        "the analysis store (e.g. RUN/ingest/raw.zarr)")
+    out = args.out or str(Path("forecasts") / f"{init_label(init)}.zarr")
+    ds = make_forecast(forecaster, source, init, n_steps, name_map=data.get("name_map") or None,
+                       regrid=data.get("regrid"), fill_nan=data.get("fill_nan"))
+    try:
+        write_forecast(ds, out, overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise UserError(f"--out {out}: {e}") from None
+    console.print(f"forecast {init} + {n_steps} x {forecaster.step_hours:g} h → {out}")
+    print(out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    if args.command not in WORKFLOW_COMMANDS:
+        return run_command(args)
+    try:
+        return forecast_command(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except AnalysisPending as e:
+        print(f"not yet: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

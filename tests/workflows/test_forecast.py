@@ -10,8 +10,8 @@ import torch
 import xarray as xr
 
 from pipeline.config import Config
-from pipeline.forecast import Forecaster, forecast_dataset, make_forecast, parse_lead
 from pipeline.errors import AnalysisPending, UserError
+from pipeline.forecast import Forecaster, forecast_dataset, make_forecast, parse_lead
 from workflows.cli import main
 
 SPECS = ["geopotential@500", "temperature@850", "2m_temperature"]
@@ -25,7 +25,7 @@ def trained(tmp_path_factory):
     """A synthetic source, its prepared store and graph, and a checkpoint trained 4 steps on
     them by the training loop (two input states, so the forecast needs the analysis 6 h before
     the init time too)."""
-    from graphs import save_graph, build_graph
+    from graphs import build_graph, save_graph
     from pipeline.ingest import open_prepared, prepare_weather
     from pipeline.session import TorchrunSession
     from pipeline.stages import graph_spec

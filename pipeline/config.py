@@ -380,13 +380,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return out
 
 
-def _format_error(path: str, err: ValidationError) -> str:
+def _format_error(path: str, err: ValidationError, schema: type[BaseModel] = Config) -> str:
     lines = [f"{path}: invalid config"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             parent = e["loc"][:-1]
-            allowed = _allowed_keys(parent)
+            allowed = _allowed_keys(parent, schema)
             lines.append(f"  {loc}: unknown key; allowed keys here: {', '.join(allowed)}")
         else:
             given = e.get("input")
@@ -395,8 +395,8 @@ def _format_error(path: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _allowed_keys(loc: tuple) -> list[str]:
-    model: type[BaseModel] = Config
+def _allowed_keys(loc: tuple, schema: type[BaseModel] = Config) -> list[str]:
+    model: type[BaseModel] = schema
     for part in loc:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
@@ -408,6 +408,12 @@ def _allowed_keys(loc: tuple) -> list[str]:
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate. Raises ConfigError naming the file and key path."""
+    return load_yaml_model(path, overrides, Config)
+
+
+def load_yaml_model(path: str | Path, overrides: list[str] | None, schema: type[BaseModel]):
+    """A YAML file plus ``key.sub=value`` overrides validated as ``schema`` (any config model
+    of ours, e.g. `Config` or the nightly workflow's); ConfigError naming the file and key."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -419,6 +425,6 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [])
     try:
-        return Config.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_format_error(str(path), e)) from None
+        raise ConfigError(_format_error(str(path), e, schema)) from None

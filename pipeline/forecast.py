@@ -226,13 +226,16 @@ def forecast_encoding(ds) -> dict:
     return enc
 
 
-def write_forecast(ds, dest, *, overwrite: bool = False):
-    """Publish ``ds`` at ``dest`` (a path or an object-store URL) atomically; returns dest."""
+def write_forecast(ds, dest, *, overwrite: bool = False, before_publish=None):
+    """Publish ``ds`` at ``dest`` (a path or an object-store URL) atomically; returns dest.
+    ``before_publish()``, if given, runs once the store is written, before it is published."""
     from pipeline.ingest import publish_destination
 
     with publish_destination(dest, overwrite=overwrite) as tmp:
         ds.to_zarr(os.fspath(tmp) if isinstance(tmp, Path) else tmp, mode="w", zarr_format=3,
                    consolidated=False, encoding=forecast_encoding(ds))
+        if before_publish is not None:
+            before_publish()
     return dest
 
 

@@ -226,8 +226,9 @@ def score_forecasters(dataset, forecasters, channels, lat, climatology: Climatol
 
 
 # -- writing ------------------------------------------------------------------------------------
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then rename it into place."""
+def atomic_write_bytes(path, data: bytes, *, before_publish=None) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place
+    (``before_publish()``, if given, runs between the two: a fault-injection point)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory (so the rename is atomic); the pid keeps concurrent writers apart, and a
@@ -235,6 +236,8 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(data)
+        if before_publish is not None:
+            before_publish()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -295,3 +295,35 @@ def write_synthetic_era5(path, *, start="2020-01-01", end="2020-02-29T18", freq_
         encoding = {name: {"chunks": (1,) + var.shape[1:]} for name, var in ds.data_vars.items()}
         ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
     return path
+
+
+def extend_synthetic_era5(path, end) -> Path:
+    """Extend the synthetic store at ``path`` to ``end`` (inclusive), as analyses arrive.
+
+    The fields are analytic in the time since `EPOCH`, so the extended store is the one
+    `write_synthetic_era5` writes for the longer span: every earlier time keeps its bytes. It
+    is rewritten whole and swapped in atomically (a reader sees the old span or the new one);
+    an ``end`` at or before the store's last time leaves it untouched. The store's own
+    coordinates and attributes give the arguments (start, step, grid, levels, seed, waves).
+    """
+    import zarr
+
+    path = Path(os.fspath(path))
+    group = zarr.open_group(os.fspath(path), mode="r")
+    attrs = dict(group.attrs)
+    if "waves" not in attrs or "seed" not in attrs:
+        from pipeline.errors import DataError
+
+        raise DataError(path, "waves", "a store written by write_synthetic_era5",
+                        f"attributes {sorted(attrs)}")
+    ds = xr.open_zarr(path, consolidated=False)
+    times = ds["time"].values.astype("datetime64[ns]")
+    if np.datetime64(end, "ns") <= times[-1]:
+        return path
+    freq_hours = int((times[1] - times[0]) / np.timedelta64(1, "h"))
+    waves = [RossbyHaurwitzWave(**w) for w in attrs["waves"]]
+    return write_synthetic_era5(path, start=str(times[0]), end=str(np.datetime64(end, "s")),
+                                freq_hours=freq_hours, n_lat=ds.sizes["latitude"],
+                                n_lon=ds.sizes["longitude"],
+                                levels=tuple(int(v) for v in ds["level"].values),
+                                seed=int(attrs["seed"]), waves=waves, overwrite=True)

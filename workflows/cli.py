@@ -2,6 +2,8 @@
 
     sluice forecast --init-time 2026-11-29T00 --checkpoint PATH --lead 240h
                     [--analysis STORE] [--out DEST] [--overwrite] [--graph-cache DIR]
+    sluice nightly [--config configs/nightly.yaml] [--date 2026-11-29] [key.sub=value ...]
+    sluice extend-synthetic STORE --to 2020-03-02T00    (a synthetic analysis store, later)
 
 Exit codes: 0 ok, 2 bad config or input, 75 the analysis has not arrived yet (retry later),
 1 any other failure.
@@ -10,6 +12,7 @@ Exit codes: 0 ok, 2 bad config or input, 75 the analysis has not arrived yet (re
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import numpy as np
 from pipeline.cli import add_stage_commands, normalise_argv, run_command
 from pipeline.errors import AnalysisPending, UserError
 
-WORKFLOW_COMMANDS = ("forecast",)
+WORKFLOW_COMMANDS = ("forecast", "nightly", "extend-synthetic")
 EPILOG = ("exit codes: 0 ok, 2 bad config or input, 75 analysis not there yet (retry), "
           "1 any other failure")
 
@@ -47,6 +50,20 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--overwrite", action="store_true", help="replace an existing forecast")
     f.add_argument("--graph-cache", type=Path, default=Path("runs") / ".graph_cache",
                    help="where graphs rebuilt from checkpoints are kept")
+    n = sub.add_parser("nightly", help="forecast, publish, verify and report for one night "
+                       "(catching up missed ones); safe to re-run", epilog=EPILOG,
+                       description="The nightly forecasting workflow (workflows/nightly.py).")
+    n.add_argument("--config", type=Path, default=Path("configs/nightly.yaml"),
+                   help="nightly config (default: configs/nightly.yaml)")
+    n.add_argument("--date", default=None,
+                   help="init time to forecast, e.g. 2026-11-29 (00 UTC) or 2026-11-29T12 "
+                        "(default: the newest cycle time in the analysis store)")
+    n.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                   help="config overrides, e.g. forecast.lead_hours=120")
+    e = sub.add_parser("extend-synthetic", help="extend a synthetic analysis store to a later "
+                       "time (what a real store does as analyses arrive)", epilog=EPILOG)
+    e.add_argument("store", type=Path, help="a store written by the synthetic source")
+    e.add_argument("--to", required=True, help="its new last time, e.g. 2020-03-02T00")
     return p
 
 
@@ -60,15 +77,11 @@ def parse_init_time(text: str) -> np.datetime64:
     return t
 
 
-def init_label(init) -> str:
-    """2026-11-29T00 → '20261129T00' (file names)."""
-    return str(np.datetime64(init, "h")).replace("-", "")
-
-
 def forecast_command(args) -> int:
     from rich.console import Console
 
     from pipeline.forecast import Forecaster, make_forecast, parse_lead, write_forecast
+    from workflows.nightly import init_label
 
     console = Console(stderr=True)
     init = parse_init_time(args.init_time)
@@ -91,12 +104,40 @@ def forecast_command(args) -> int:
     return 0
 
 
+def nightly_command(args) -> int:
+    from rich.console import Console
+
+    from workflows.config import load_nightly_config
+    from workflows.nightly import run_nightly
+
+    cfg = load_nightly_config(args.config, args.overrides)
+    record = run_nightly(cfg, args.date, Console(stderr=True))
+    print(json.dumps({k: record.get(k) for k in ("init_time", "outputs", "forecasts",
+                                                 "verification", "timings_s")}, indent=1))
+    return 0
+
+
+def extend_command(args) -> int:
+    from pipeline.synthetic import extend_synthetic_era5
+
+    end = parse_init_time(args.to)
+    print(extend_synthetic_era5(args.store, end))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command not in WORKFLOW_COMMANDS:
         return run_command(args)
+    commands = {"forecast": forecast_command, "nightly": nightly_command,
+                "extend-synthetic": extend_command}
+    from workflows.lock import WorkflowBusy
+
     try:
-        return forecast_command(args)
+        return commands[args.command](args)
+    except WorkflowBusy as e:
+        print(f"busy: {e}", file=sys.stderr)
+        return e.exit_code
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -9,48 +9,11 @@ import pytest
 import torch
 import xarray as xr
 
-from pipeline.config import Config
 from pipeline.errors import AnalysisPending, UserError
 from pipeline.forecast import Forecaster, forecast_dataset, make_forecast, parse_lead
 from workflows.cli import main
 
-SPECS = ["geopotential@500", "temperature@850", "2m_temperature"]
-PERIODS = {"train": ["2020-01-01", "2020-01-02T18"], "val": ["2020-01-03", "2020-01-03T18"],
-           "test": ["2020-01-04", "2020-01-04T18"]}
 INIT = "2020-01-04T06"
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A synthetic source, its prepared store and graph, and a checkpoint trained 4 steps on
-    them by the training loop (two input states, so the forecast needs the analysis 6 h before
-    the init time too)."""
-    from graphs import build_graph, save_graph
-    from pipeline.ingest import open_prepared, prepare_weather
-    from pipeline.session import TorchrunSession
-    from pipeline.stages import graph_spec
-    from pipeline.synthetic import write_synthetic_era5
-    from pipeline.train import run_training
-
-    root = tmp_path_factory.mktemp("forecast")
-    source = write_synthetic_era5(root / "era5.zarr", start="2020-01-01", end="2020-01-04T18",
-                                  n_lat=8, n_lon=16, levels=(500, 850))
-    prepare_weather(source, root / "prepared.zarr", variables=SPECS,
-                    train_period=tuple(PERIODS["train"]))
-    cfg = Config.model_validate({
-        "data": {"variables": SPECS, "periods": PERIODS},
-        "graph": {"mesh_levels": 1},
-        "model": {"hidden": 8, "processor_layers": 1, "heads": 2, "attention_hidden": 8},
-        "train": {"num_workers": 1, "batch_size": 2, "max_steps": 4, "checkpoint_every": 4,
-                  "warmup_steps": 1, "loader_workers": 0, "input_states": 2,
-                  "forcings": ["local_time", "year_progress", "latitude"]},
-    }).model_dump(mode="json")
-    store = open_prepared(root / "prepared.zarr")
-    save_graph(build_graph(graph_spec(cfg, store.lat, store.lon)), root / "graph.pt")
-    inputs = {"prepared": str(root / "prepared.zarr"), "graph": str(root / "graph.pt")}
-    run_training(cfg, inputs, TorchrunSession(root / "train"))
-    return {"root": root, "source": source, "inputs": inputs, "cfg": cfg,
-            "checkpoint": root / "train" / "checkpoint_000000004"}
 
 
 def tree_bytes(path: Path) -> dict[str, bytes]:

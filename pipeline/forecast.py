@@ -37,6 +37,9 @@ from pipeline.errors import DataError, UserError
 
 FORMAT = "sluice.forecast/1"
 TIME_UNITS = "hours since 1970-01-01"
+# A channel whose analysis mean is this many normalisation stds from the training mean is in
+# other units (the smallest such error, °C for K, is ≈ 14 std for 2 m temperature).
+UNITS_SIGMA = 10.0
 
 
 def file_sha256(path: Path) -> str:
@@ -119,7 +122,11 @@ class Forecaster:
         return self.task.input_states
 
     def check_analysis(self, analysis, where) -> None:
-        """DataError naming the analysis and the checkpoint where channels or grid differ."""
+        """DataError naming the analysis and the checkpoint where channels or grid differ, or
+        where a channel's spatial mean lies more than `UNITS_SIGMA` of the checkpoint's
+        standard deviations from its normalisation mean: the analysis is in other units
+        (hPa for Pa, geopotential height for geopotential, °C for K) and the model would see
+        nonsense."""
         ckpt = self.checkpoint / "meta.json"
         if list(analysis.channels) != list(self.task.channels):
             raise DataError(where, "channels", f"the checkpoint's channels {self.task.channels} "
@@ -130,6 +137,15 @@ class Forecaster:
                 raise DataError(where, name, f"the checkpoint's grid: {ours.size} {name}s "
                                 f"{ours[0]:g}..{ours[-1]:g} ({ckpt})",
                                 f"{theirs.size} {name}s {theirs[0]:g}..{theirs[-1]:g}")
+        mean, std = (np.asarray(self.meta["normalisation"][k], np.float64) for k in ("mean",
+                                                                                     "std"))
+        spatial = analysis.values.astype(np.float64).mean(axis=(0, 2, 3))  # [C]
+        z = np.abs(spatial - mean) / std
+        if (z > UNITS_SIGMA).any():
+            c = int(np.argmax(z))
+            raise DataError(where, self.task.channels[c], f"values like the checkpoint's "
+                            f"normalisation (mean {mean[c]:.6g}, std {std[c]:.4g}; {ckpt})",
+                            f"a mean of {spatial[c]:.6g}, {z[c]:.0f} std away: other units?")
 
     def rollout(self, states: np.ndarray, init_ns: int, n_steps: int) -> np.ndarray:
         """states [S, C, H, W] (the last S ≥ input_states analyses, the last at init_ns) →

@@ -10,7 +10,13 @@ import torch
 import xarray as xr
 
 from pipeline.errors import AnalysisPending, UserError
-from pipeline.forecast import Forecaster, forecast_dataset, make_forecast, parse_lead
+from pipeline.forecast import (
+    Forecaster,
+    forecast_dataset,
+    make_forecast,
+    parse_lead,
+    write_forecast,
+)
 from workflows.cli import main
 
 INIT = "2020-01-04T06"
@@ -176,3 +182,35 @@ def test_forecast_dataset_puts_each_channel_in_its_variable_and_level():
     assert z[1, 1, 0, 0] == 10 + 1 and z[0, 0, 1, 2] == 0
     assert z[0, 0, 2, 0] == 100  # 60°N, now the last row
     assert ds["2m_temperature"].values[0, 1, 1, 3] == 21
+
+
+def test_an_analysis_in_other_units_is_refused_naming_the_channel(trained, tmp_path, capsys):
+    """Geopotential height (m) where the model was trained on geopotential (m² s⁻²)."""
+    src = xr.open_zarr(trained["source"], consolidated=False).load()
+    src["geopotential"] = src["geopotential"] / 9.80665
+    src.to_zarr(tmp_path / "height.zarr", zarr_format=3, consolidated=False)
+    code = main(["forecast", "--init-time", INIT, "--checkpoint", str(trained["checkpoint"]),
+                 "--lead", "6h", "--analysis", str(tmp_path / "height.zarr"),
+                 "--out", str(tmp_path / "x.zarr"), "--graph-cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 2 and "geopotential_500" in err and "other units" in err
+    assert not (tmp_path / "x.zarr").exists()
+
+
+def test_a_forecast_on_an_object_store_is_marked_complete_last(trained, tmp_path):
+    """memory:// stands in for S3/GCS (no rename): readers require the completion marker."""
+    import fsspec
+
+    from pipeline.errors import DataError
+    from workflows.verify import open_forecast
+
+    forecaster = Forecaster.from_checkpoint(trained["checkpoint"], tmp_path / "cache")
+    ds = make_forecast(forecaster, trained["source"], INIT, 2)
+    url = "memory://forecasts/20200104T06.zarr"
+    write_forecast(ds, url)
+    assert open_forecast(url)["geopotential"].shape[:2] == (1, 2)
+    fs = fsspec.filesystem("memory")
+    fs.rm("/forecasts/20200104T06.zarr.sluice_complete")
+    with pytest.raises(DataError, match="completion marker"):
+        open_forecast(url)
+    fs.rm("/forecasts", recursive=True)

@@ -308,12 +308,15 @@ def extend_synthetic_era5(path, end) -> Path:
     """
     import zarr
 
-    path = Path(os.fspath(path))
-    group = zarr.open_group(os.fspath(path), mode="r")
-    attrs = dict(group.attrs)
-    if "waves" not in attrs or "seed" not in attrs:
-        from pipeline.errors import DataError
+    from pipeline.errors import DataError
 
+    path = Path(os.fspath(path))
+    try:
+        attrs = dict(zarr.open_group(os.fspath(path), mode="r").attrs)
+    except (FileNotFoundError, zarr.errors.NodeNotFoundError):
+        raise DataError(path, "store", "a store written by write_synthetic_era5",
+                        "nothing there") from None
+    if "waves" not in attrs or "seed" not in attrs:
         raise DataError(path, "waves", "a store written by write_synthetic_era5",
                         f"attributes {sorted(attrs)}")
     ds = xr.open_zarr(path, consolidated=False)

@@ -212,3 +212,22 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         synthetic.write_synthetic_era5(tmp_path / "s.zarr", **SMALL)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extending_a_store_equals_writing_the_longer_span(tmp_path):
+    from pipeline.errors import DataError
+    from pipeline.synthetic import extend_synthetic_era5, write_synthetic_era5
+
+    short = write_synthetic_era5(tmp_path / "short.zarr", start="2020-01-01",
+                                 end="2020-01-02T18", n_lat=8, n_lon=16, seed=3)
+    long = write_synthetic_era5(tmp_path / "long.zarr", start="2020-01-01",
+                                end="2020-01-04T00", n_lat=8, n_lon=16, seed=3)
+    extend_synthetic_era5(short, "2020-01-04T00")
+    a = xr.open_zarr(short, consolidated=False).load()
+    b = xr.open_zarr(long, consolidated=False).load()
+    assert a.identical(b)
+    before = (short / "zarr.json").read_bytes()
+    extend_synthetic_era5(short, "2020-01-03")  # already covered: untouched
+    assert (short / "zarr.json").read_bytes() == before
+    with pytest.raises(DataError, match="write_synthetic_era5"):
+        extend_synthetic_era5(tmp_path / "absent.zarr", "2020-01-05")

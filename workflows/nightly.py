@@ -124,7 +124,7 @@ def run_nightly(cfg, date=None, console=None) -> dict:
             _run(cfg, date, console, record)
             record["status"] = "ok"
         except BaseException as exc:
-            record["status"] = "failed"
+            record["status"] = "pending" if isinstance(exc, AnalysisPending) else "failed"
             record["error"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             raise
         finally:

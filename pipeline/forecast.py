@@ -75,9 +75,12 @@ class Forecaster:
     meta: dict
     checkpoint: Path
     checkpoint_sha256: str
+    device: str = "cpu"
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, graph_cache_dir) -> Forecaster:
+    def from_checkpoint(cls, checkpoint, graph_cache_dir, device: str | None = None
+                        ) -> Forecaster:
+        """device: "cpu", "cuda", ...; default CUDA when there is one."""
         from graphs import graph_cache
         from pipeline import checkpoint as ckpt_io
         from pipeline.stages import graph_spec
@@ -104,9 +107,13 @@ class Forecaster:
         check_normalisation(meta, checkpoint / "meta.json")
         model = task.build_model()
         model.load_state_dict(ckpt_io.load_state(checkpoint)["model"])
-        model.eval()
+        import torch
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        task.to(device)
+        model.to(device).eval()
         return cls(task=task, model=model, meta=meta, checkpoint=checkpoint,
-                   checkpoint_sha256=file_sha256(checkpoint / "state.pt"))
+                   checkpoint_sha256=file_sha256(checkpoint / "state.pt"), device=device)
 
     @property
     def variables(self) -> list[str]:
@@ -152,16 +159,18 @@ class Forecaster:
         forecasts [n_steps, C, H, W] float32 at init + Δt .. init + n_steps Δt."""
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(states[-1:], dtype=np.float32))
-        prev = (torch.from_numpy(np.ascontiguousarray(states[-2:-1], dtype=np.float32))
-                if self.input_states == 2 else None)
+        def tensor(a):
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+
+        x = tensor(states[-1:])
+        prev = tensor(states[-2:-1]) if self.input_states == 2 else None
         dt = round(self.step_hours * 3.6e12)
         out = np.empty((n_steps, *states.shape[1:]), dtype=np.float32)
         with torch.no_grad():
             for k in range(n_steps):
                 t = torch.tensor([init_ns + k * dt], dtype=torch.int64)
                 x_next = self.task.forecast(self.model, x, t, prev).float()
-                out[k] = x_next[0].numpy()
+                out[k] = x_next[0].cpu().numpy()
                 prev, x = (x if self.input_states == 2 else None), x_next
         return out
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import traceback
@@ -74,8 +75,9 @@ def published_forecasts(root: Path) -> dict[np.datetime64, Path]:
     folder = root / FORECASTS
     if not folder.is_dir():
         return {}
+    # Only our names (YYYYMMDDTHH.zarr); temporaries start with a dot, anything else is not ours.
     return {label_time(p.name.removesuffix(".zarr")): p for p in sorted(folder.glob("*.zarr"))
-            if not p.name.startswith(".")}
+            if re.fullmatch(r"\d{8}T\d{2}\.zarr", p.name)}
 
 
 def remove_temporaries(root: Path) -> list[str]:

@@ -21,7 +21,8 @@ demo: $(BIN)/.installed
 # Everything but the `slow` reproductions; the Triton kernels run under the interpreter in a
 # pytest process of their own (TRITON_INTERPRET is read when kernels are defined).
 test: $(BIN)/.installed
-	env -u RAY_ADDRESS OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" tests
+	env -u RAY_ADDRESS OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow and not realhead" tests
+	env -u RAY_ADDRESS OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m realhead tests
 	env -u RAY_ADDRESS TRITON_INTERPRET=1 $(BIN)/python -m pytest tests/kernels tests/models
 
 lint: $(BIN)/.installed

@@ -4,6 +4,8 @@
                     [--analysis STORE] [--out DEST] [--overwrite] [--graph-cache DIR]
     sluice nightly [--config configs/nightly.yaml] [--date 2026-11-29] [key.sub=value ...]
     sluice extend-synthetic STORE --to 2020-03-02T00    (a synthetic analysis store, later)
+    sluice submit [--address URL] [--wait] [...] -- sluice run CONFIG ...   (workflows/jobs.py)
+    sluice jobs list | status ID | logs ID | stop ID  [--address URL]
 
 Exit codes: 0 ok, 2 bad config or input, 75 the analysis has not arrived yet (retry later),
 1 any other failure.
@@ -21,7 +23,7 @@ import numpy as np
 from pipeline.cli import add_stage_commands, normalise_argv, run_command
 from pipeline.errors import AnalysisPending, UserError
 
-WORKFLOW_COMMANDS = ("forecast", "nightly", "extend-synthetic")
+WORKFLOW_COMMANDS = ("forecast", "nightly", "extend-synthetic", "submit", "jobs")
 EPILOG = ("exit codes: 0 ok, 2 bad config or input, 75 analysis not there yet (retry), "
           "1 any other failure")
 
@@ -64,6 +66,28 @@ def parser() -> argparse.ArgumentParser:
                        "time (what a real store does as analyses arrive)", epilog=EPILOG)
     e.add_argument("store", type=Path, help="a store written by the synthetic source")
     e.add_argument("--to", required=True, help="its new last time, e.g. 2020-03-02T00")
+    address_help = "the cluster's Jobs API, e.g. http://HEAD:8265 (default: $RAY_ADDRESS)"
+    s = sub.add_parser("submit", help="submit a command to a Ray cluster as a Ray job",
+                       epilog=EPILOG, description="Submit a command (after '--') through "
+                       "Ray's Jobs API with this repository as its working directory.")
+    s.add_argument("--address", default=None, help=address_help)
+    s.add_argument("--wait", action="store_true",
+                   help="follow the logs and exit with the job's exit code")
+    s.add_argument("--working-dir", type=Path, default=Path("."),
+                   help="directory uploaded as the job's working dir (default: .)")
+    s.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment variable for the job (repeatable)")
+    s.add_argument("--pip", action="append", default=[], metavar="REQUIREMENT",
+                   help="pip requirement installed for the job (clusters with network)")
+    s.add_argument("--entrypoint-num-cpus", type=float, default=None)
+    s.add_argument("--entrypoint-num-gpus", type=float, default=None)
+    s.add_argument("--submission-id", default=None)
+    s.add_argument("entrypoint", nargs=argparse.REMAINDER,
+                   help="-- then the command, e.g. -- sluice run configs/smoke.yaml")
+    j = sub.add_parser("jobs", help="list, inspect, follow or stop Ray jobs", epilog=EPILOG)
+    j.add_argument("action", choices=("list", "status", "logs", "stop"))
+    j.add_argument("job_id", nargs="?", default=None, help="submission id (not for list)")
+    j.add_argument("--address", default=None, help=address_help)
     return p
 
 
@@ -125,12 +149,49 @@ def extend_command(args) -> int:
     return 0
 
 
+def submit_command(args) -> int:
+    from workflows import jobs
+
+    entrypoint = args.entrypoint[1:] if args.entrypoint[:1] == ["--"] else args.entrypoint
+    client, job_id = jobs.submit(entrypoint, address=args.address,
+                                 working_dir=args.working_dir, env=jobs.parse_env(args.env),
+                                 pip=args.pip, num_cpus=args.entrypoint_num_cpus,
+                                 num_gpus=args.entrypoint_num_gpus,
+                                 submission_id=args.submission_id)
+    print(job_id, flush=True)
+    if not args.wait:
+        return 0
+    status = jobs.wait(client, job_id)
+    print(f"job {job_id}: {status}", file=sys.stderr)
+    return jobs.exit_code(client, job_id)
+
+
+def jobs_command(args) -> int:
+    from workflows import jobs
+
+    client = jobs.client(args.address)
+    if args.action == "list":
+        for info in sorted(client.list_jobs(), key=lambda i: i.start_time or 0):
+            print(f"{info.submission_id}\t{info.status.value}\t{info.entrypoint}")
+        return 0
+    if not args.job_id:
+        raise UserError(f"jobs {args.action}: give the job's submission id")
+    if args.action == "status":
+        print(client.get_job_status(args.job_id).value)
+    elif args.action == "logs":
+        print(client.get_job_logs(args.job_id), end="")
+    else:
+        print("stopped" if client.stop_job(args.job_id) else "not running")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(normalise_argv(list(sys.argv[1:] if argv is None else argv)))
     if args.command not in WORKFLOW_COMMANDS:
         return run_command(args)
     commands = {"forecast": forecast_command, "nightly": nightly_command,
-                "extend-synthetic": extend_command}
+                "extend-synthetic": extend_command, "submit": submit_command,
+                "jobs": jobs_command}
     from workflows.lock import WorkflowBusy
 
     try:

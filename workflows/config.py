@@ -28,13 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from pipeline.config import Timestamp, load_yaml_model
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from pipeline.config import Section, Timestamp, load_yaml_model
 
 
 class ModelSection(Section):

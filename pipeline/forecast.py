@@ -26,7 +26,6 @@ on an object store).
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import DataError, UserError
+from pipeline.fingerprint import file_sha256
 
 FORMAT = "sluice.forecast/1"
 TIME_UNITS = "hours since 1970-01-01"
@@ -42,26 +42,19 @@ TIME_UNITS = "hours since 1970-01-01"
 UNITS_SIGMA = 10.0
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def parse_lead(text: str, step_hours: float) -> int:
-    """'240h' / '10d' / '240' (hours) → the number of model steps; UserError unless a positive
-    multiple of the step."""
+def parse_lead(text: str, step_hours: float, name: str = "--lead") -> int:
+    """'240h' / '10d' / '240' (hours) → the number of model steps; UserError (naming the
+    argument or config key ``name``) unless a positive multiple of the step."""
     s = str(text).strip().lower()
     scale = 24.0 if s.endswith("d") else 1.0
     try:
         hours = float(s.rstrip("hd")) * scale
     except ValueError:
-        raise UserError(f"--lead {text!r}: expected hours like '240h' or days like '10d'") from None
+        raise UserError(f"{name} {text!r}: expected hours like '240h' or days like '10d'"
+                        ) from None
     steps = hours / step_hours
     if hours <= 0 or abs(steps - round(steps)) > 1e-9:
-        raise UserError(f"--lead {text!r}: expected a positive multiple of the model's "
+        raise UserError(f"{name} {text!r}: expected a positive multiple of the model's "
                         f"{step_hours:g} h step")
     return int(round(steps))
 

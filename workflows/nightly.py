@@ -29,6 +29,7 @@ import re
 import shutil
 import time
 import traceback
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -134,20 +135,18 @@ def run_nightly(cfg, date=None, console=None) -> dict:
     return record
 
 
+@contextmanager
 def _timed(record: dict, name: str):
-    class Timer:
-        def __enter__(self):
-            self.t0 = time.perf_counter()
-
-        def __exit__(self, *exc):
-            record["timings_s"][name] = round(time.perf_counter() - self.t0, 3)
-
-    return Timer()
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        record["timings_s"][name] = round(time.perf_counter() - t0, 3)
 
 
 def _run(cfg, date, console, record: dict) -> None:
     from pipeline.analysis import analysis_times
-    from pipeline.forecast import Forecaster, make_forecast, write_forecast
+    from pipeline.forecast import Forecaster, make_forecast, parse_lead, write_forecast
 
     root = cfg.root
     with _timed(record, "bootstrap"):
@@ -166,7 +165,8 @@ def _run(cfg, date, console, record: dict) -> None:
                         forecaster.checkpoint_sha256, "climatology": str(climatology_path)
                         if climatology_path else None}
     record["init_time"] = str(target)
-    n_steps = _lead_steps(cfg.forecast.lead_hours, forecaster.step_hours)
+    n_steps = parse_lead(f"{cfg.forecast.lead_hours}h", forecaster.step_hours,
+                         name="forecast.lead_hours")
 
     published = published_forecasts(root)
     first = (np.datetime64(cfg.cycle.first, "ns") if cfg.cycle.first is not None
@@ -191,14 +191,6 @@ def _run(cfg, date, console, record: dict) -> None:
                                    reads)
     record["outputs"] = {"forecast": str(published[target]), "scorecard": str(root / SCORECARD),
                          "report": record["report"]}
-
-
-def _lead_steps(lead_hours: int, step_hours: float) -> int:
-    steps = lead_hours / step_hours
-    if abs(steps - round(steps)) > 1e-9:
-        raise UserError(f"forecast.lead_hours {lead_hours}: not a multiple of the model's "
-                        f"{step_hours:g} h step")
-    return int(round(steps))
 
 
 def _verify(cfg, published, source, forecaster, climatology_path, newest, reads, record):

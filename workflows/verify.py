@@ -76,13 +76,14 @@ def verify_forecast(path, source, variables, *, newest, done: set, climatology=N
     channels = [parse_channel(s)[2] for s in variables]
     valid = init + leads[todo]
     reads = dict(name_map=name_map, regrid=regrid, fill_nan=fill_nan)
-    truth = read_analysis(source, valid, variables, **reads)
-    x0 = read_analysis(source, [init], variables, **reads).values[0]  # persistence
-    lat = truth.lat
+    # One read of the store: the analysis at t_0 (persistence) and at every valid time.
+    analyses = read_analysis(source, np.concatenate([[init], valid]), variables, **reads)
+    x0, truth_values = analyses.values[0], analyses.values[1:]
+    lat = analyses.lat
     f = forecast_values(ds, channels, lat, path)[todo]  # [K', C, H, W]
     rows = []
     for j, k in enumerate(todo):
-        o = truth.values[j]
+        o = truth_values[j]
         clim = climatology_at(climatology, valid[j], channels)
         scores = {"": error_scores(f[j], o, lat), "persistence_": error_scores(x0, o, lat)}
         if clim is not None:

@@ -45,8 +45,10 @@ def add_stage_commands(sub) -> None:
         sp.add_argument("config", help="YAML experiment config (see configs/)")
         sp.add_argument("overrides", nargs="*", metavar="key.sub=value",
                         help="config overrides, e.g. train.max_steps=50")
-        sp.add_argument("--run-dir", type=Path, default=None,
-                        help="where artifacts go (default: runs/<config name>)")
+        sp.add_argument("--run-dir", default=None,
+                        help="where artifacts go: a directory, or an fsspec URL such as "
+                             "s3://bucket/runs/NAME (default: <storage_path>/<config name>, "
+                             "storage_path from the config, 'runs' unless set)")
         sp.add_argument("--address", default=None,
                         help="Ray cluster to attach to (default: $RAY_ADDRESS, else an embedded "
                              "local cluster)")
@@ -85,9 +87,17 @@ def _run(args, console) -> int:
     # Validate everything before Ray starts or any directory is made.
     cfg = load_config(args.config, args.overrides)
     cfg_dict = cfg.model_dump(mode="json")
-    run_dir = args.run_dir or Path("runs") / cfg.name
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--run-dir {run_dir}: exists and is not a directory")
+    from pipeline.publish import local_path
+    from pipeline.runstore import join, run_url
+
+    run_dir = args.run_dir or join(cfg.storage_path, cfg.name)
+    if run_url(run_dir) is None:
+        run_dir = local_path(run_dir)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"--run-dir {run_dir}: exists and is not a directory")
+    elif args.command == "graph-plot" and args.out is None:
+        raise UserError(f"graph plot: --out PNG is needed for a run on an object store "
+                        f"({run_dir})")
 
     from pipeline.cluster import connect
     from pipeline.runner import run_stages, summary_table
@@ -104,30 +114,35 @@ def _run(args, console) -> int:
                   f"({'embedded' if cluster['embedded'] else 'attached'}); run dir {run_dir}")
     manifest = run_stages(stages, cfg_dict, run_dir, targets, cluster, console)
     ran = [s for s in stages if s in manifest["stages"]]
-    console.print(summary_table(manifest, run_dir.resolve(), ran))
-    _print_results(console, run_dir, cfg_dict, ran)
+    root = str(run_dir if run_url(run_dir) else run_dir.resolve())
+    console.print(summary_table(manifest, root, ran))
+    _print_results(console, root, ran)
     if args.command == "graph-plot":
         from pipeline.stages import GRAPH, graph_plot
 
-        graph_dir = run_dir.resolve() / "graph"
+        if run_url(root):
+            from pipeline.runstore import localize
+
+            graph_dir = localize(join(root, "graph"), manifest["stages"]["graph"]["fingerprint"])
+        else:
+            graph_dir = Path(root) / "graph"
         png = graph_plot(graph_dir / GRAPH, args.out or graph_dir / "graph.png")
         console.print(f"graph plot: {png}")
     return 0
 
 
-def _print_results(console, run_dir: Path, cfg: dict, ran: list[str]) -> None:
-    import json
+def _print_results(console, root: str, ran: list[str]) -> None:
+    from pipeline.runstore import join, read_json, run_url
 
-    run_dir = run_dir.resolve()
     if "train" in ran:
-        console.print(f"checkpoint: {run_dir / 'train' / 'checkpoint'}")
-    scores = run_dir / "evaluate" / "scores.json"
-    if "evaluate" in ran and scores.is_file():
+        console.print(f"checkpoint: {join(root, 'train', 'checkpoint')}")
+    scores = join(root, "evaluate", "scores.json")
+    s = read_json(scores) if "evaluate" in ran else None
+    if s is not None:
         console.print(f"scores:     {scores}")
-        png = run_dir / "evaluate" / "scores.png"
-        if png.is_file():
+        png = join(root, "evaluate", "scores.png")
+        if run_url(root) or Path(png).is_file():
             console.print(f"plot:       {png}")
-        s = json.loads(scores.read_text())
         for name, v in s.get("variables", {}).items():
             r = v["rmse"]
             console.print(f"  {name:<26} RMSE model {r['model']:10.4g}  persistence "

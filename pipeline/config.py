@@ -333,6 +333,9 @@ class RayConfig(Section):
 class Config(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "experiment"
     seed: int = 0
+    # Where runs go: RUN = storage_path/name. A directory (shared by every node of a
+    # multi-node cluster) or an fsspec URL such as s3://bucket/sluice (pipeline.runstore).
+    storage_path: Annotated[str, Field(min_length=1)] = "runs"
     ray: RayConfig = RayConfig()
     data: DataConfig = DataConfig()
     graph: GraphConfig = GraphConfig()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from pathlib import Path
 
 from pipeline.errors import ConfigError
@@ -80,13 +79,16 @@ def graph_spec(cfg: dict, lat, lon):
 def graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
     from graphs import graph_cache, save_graph
     from pipeline.ingest import open_prepared
+    from pipeline.runstore import cache_root
 
     store = open_prepared(inputs["ingest"] / PREPARED)
     spec = graph_spec(cfg, store.lat, store.lon)
     try:
         # Keyed by the spec's hash in RUN/.graph_cache (work is RUN/.work/graph-FINGERPRINT,
         # emptied after the stage), so going back to an earlier graph config reuses its build.
-        g = graph_cache(spec, work.parent.parent / ".graph_cache")
+        # A run on an object store keeps that cache on the node instead.
+        cache = (work.parent.parent if isinstance(work, Path) else cache_root()) / ".graph_cache"
+        g = graph_cache(spec, cache)
     except ValueError as e:  # e.g. graph.mesh_levels too fine for this grid: a config problem
         raise ConfigError(f"graph (grid {len(spec.lat)}x{len(spec.lon)}): {e}") from None
     save_graph(g, out / GRAPH)
@@ -120,14 +122,18 @@ def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
     return mapping
 
 
-def train(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
+def train(cfg: dict, inputs: dict[str, Path], out: Path, work: Path | str) -> None:
+    from pipeline.runstore import origins
     from pipeline.train import fit
 
     loop_config = {"cfg": cfg, "inputs": task_inputs(inputs)}
+    # Inputs fetched from an object store: workers on other nodes fetch them again from there.
+    loop_config["origins"] = origins(loop_config["inputs"])
     # The same file drives `torchrun -m pipeline.train` (machines without Ray).
     (out / "train_loop_config.json").write_text(json.dumps(loop_config, indent=1, default=str))
-    final = fit(cfg, loop_config["inputs"], storage_path=work.resolve(), name="ray_train")
-    shutil.copytree(final, out / CHECKPOINT)
+    final = fit(cfg, loop_config["inputs"], storage_path=work, name="ray_train",
+                origins=loop_config["origins"])
+    final.to_directory(str(out / CHECKPOINT))
     meta = json.loads((out / CHECKPOINT / "meta.json").read_text())
     (out / "train_summary.json").write_text(json.dumps(
         {"step": meta["step"], "world_size": meta["world_size"]}, indent=1))

@@ -240,26 +240,39 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """Ray Train entry point (module level so it pickles by reference)."""
+    from pipeline.runstore import relocalize
     from pipeline.session import RaySession
 
     torch.set_num_threads(1)  # one core per worker: 2 workers on 2 cores do not oversubscribe
-    run_training(loop_config["cfg"], loop_config["inputs"],
+    inputs = relocalize(loop_config["inputs"], loop_config.get("origins", {}))
+    run_training(loop_config["cfg"], inputs,
                  RaySession(local_dir=loop_config.get("local_dir")))
 
 
-def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Path:
-    """Train with Ray Train V2 on the connected Ray cluster; return the final checkpoint dir.
+def fit(cfg: dict, inputs: dict[str, str], storage_path, name: str,
+        origins: dict | None = None):
+    """Train with Ray Train V2 on the connected Ray cluster; return the final
+    ``ray.train.Checkpoint`` (``.to_directory(DIR)`` copies it out).
 
-    Re-running with the same ``storage_path``/``name`` resumes from the checkpoints already
-    there (Ray Train V2 restores its checkpoint manager from run storage).
+    ``storage_path`` is a directory (shared by every node of a multi-node run) or an fsspec URL
+    (`pipeline.runstore.train_storage`). Re-running with the same ``storage_path``/``name``
+    resumes from the checkpoints already there (Ray Train V2 restores its checkpoint manager
+    from run storage). ``origins`` (`pipeline.runstore.origins`) lets workers on another node
+    fetch inputs that were fetched from an object store.
     """
     from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
+    from pipeline.runstore import run_url, scratch_dir, train_storage
+
     tcfg = cfg["train"]
-    loop_config = {"cfg": cfg, "inputs": inputs}
+    loop_config = {"cfg": cfg, "inputs": inputs, "origins": origins or {}}
     if tcfg["num_workers"] == 0:  # Ray Train local mode: the loop runs in this process
-        loop_config["local_dir"] = str(Path(storage_path) / name)
+        # Checkpoints go to a directory of their own (on an object store: node-local scratch,
+        # so a local-mode run there does not resume after a killed driver).
+        local = scratch_dir(f"{name}-") if run_url(storage_path) else Path(storage_path)
+        loop_config["local_dir"] = str(Path(local) / name)
+    path, filesystem = train_storage(storage_path)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=loop_config,
@@ -271,7 +284,8 @@ def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Pat
         ),
         run_config=RunConfig(
             name=name,
-            storage_path=str(storage_path),
+            storage_path=path,
+            storage_filesystem=filesystem,
             failure_config=FailureConfig(max_failures=tcfg["max_failures"]),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             worker_runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}},
@@ -282,7 +296,7 @@ def fit(cfg: dict, inputs: dict[str, str], storage_path: Path, name: str) -> Pat
     result = trainer.fit()
     if result.checkpoint is None:
         raise RuntimeError(f"training run {name} finished without a checkpoint")
-    return Path(result.checkpoint.path)
+    return result.checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

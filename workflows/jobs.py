@@ -1,6 +1,6 @@
 """Ray Jobs: submit a Sluice command to a cluster, and list, follow and stop jobs.
 
-    sluice submit [--address http://HOST:8265] [--wait] [--env K=V ...] [--pip REQ ...]
+    sluice submit [--address http://HOST:8265] [--wait] [--env K=V ...] [--pip|--uv REQ ...]
                   [--working-dir DIR] [--entrypoint-num-cpus N] [--entrypoint-num-gpus N]
                   [--submission-id ID] -- sluice run CONFIG ...
     sluice jobs list | status ID | logs ID | stop ID   [--address ...]
@@ -9,12 +9,13 @@ Through Ray's Jobs SDK (`ray.job_submission.JobSubmissionClient`, the dashboard'
 The address defaults to ``RAY_ADDRESS``. The runtime environment uploads the working directory
 (the repository: code and configs) without what never belongs in a job package — the virtual
 environment, run directories, stores, caches, `.git` — sets ``OMP_NUM_THREADS=1`` and the
-``--env`` variables, and installs ``--pip`` requirements (for clusters with network access;
-ours bake Sluice into the image).
+``--env`` variables, and installs ``--pip`` (or, faster, ``--uv``: Ray's ``uv`` runtime-env
+field) requirements for clusters with network access; ours bake Sluice into the image.
 
 Inside the job Ray sets ``RAY_ADDRESS``, so `pipeline.cluster.connect` attaches to the job's
 cluster instead of starting a nested one, and the run directory should be shared storage (or
-an fsspec URL) when the cluster has more than one node.
+an fsspec URL such as ``s3://bucket/runs/NAME``: `pipeline.runstore`) when the cluster has more
+than one node.
 
 Token authentication (Ray ≥ 2.52; on by default for local clusters since 2.59 and for all in
 2.61): Ray's SDK sends the token only when the client's own ``RAY_AUTH_MODE`` is ``token``, so a
@@ -100,21 +101,26 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
-def runtime_env(working_dir: Path, env: dict[str, str], pip: list[str]) -> dict:
+def runtime_env(working_dir: Path, env: dict[str, str], pip: list[str],
+                uv: list[str] = ()) -> dict:
     if not (working_dir / "pyproject.toml").is_file():
         raise UserError(f"--working-dir {working_dir}: not the Sluice repository (no "
                         "pyproject.toml); the job needs its code and configs")
+    if pip and uv:  # Ray refuses a runtime env with both
+        raise UserError("--pip and --uv: give the job's requirements to one installer")
     out = {"working_dir": str(working_dir), "excludes": list(EXCLUDES),
            "env_vars": {"OMP_NUM_THREADS": "1", **env}}
     if pip:
         out["pip"] = list(pip)
+    if uv:
+        out["uv"] = list(uv)
     return out
 
 
 def submit(entrypoint: list[str], *, address=None, working_dir: Path = Path("."),
            env: dict[str, str] | None = None, pip: list[str] | None = None,
-           num_cpus: float | None = None, num_gpus: float | None = None,
-           submission_id: str | None = None) -> tuple[object, str]:
+           uv: list[str] | None = None, num_cpus: float | None = None,
+           num_gpus: float | None = None, submission_id: str | None = None) -> tuple[object, str]:
     """Submit ``entrypoint`` (argv); returns (client, submission id)."""
     import shlex
 
@@ -122,7 +128,7 @@ def submit(entrypoint: list[str], *, address=None, working_dir: Path = Path(".")
         raise UserError("submit: nothing to run; give the command after '--', e.g. "
                         "`sluice submit -- sluice run configs/smoke.yaml`")
     jobs = client(address)
-    renv = runtime_env(Path(working_dir).resolve(), env or {}, pip or [])
+    renv = runtime_env(Path(working_dir).resolve(), env or {}, pip or [], uv or [])
     deadline = time.monotonic() + AGENT_WAIT_S
     while True:
         try:

@@ -77,6 +77,11 @@ def test_dockerfile_builds_sluice_on_cuda_pytorch_as_a_non_root_user():
     user = [i for i, ln in enumerate(lines) if ln.startswith("USER ")]
     install = max(i for i, ln in enumerate(lines) if "pip install" in ln)
     assert user and lines[user[-1]] == "USER sluice" and user[-1] > install
+    # object-store run roots (s3://, gs://) work in the image: the extras exist and are installed
+    extras = re.search(r'install --no-cache-dir "\.\[([\w,]+)\]"', lines[install]).group(1)
+    for extra in extras.split(","):
+        assert re.search(rf"^{extra} = \[", pyproject, re.M), extra
+    assert {"s3", "gcs"} <= set(extras.split(","))
     assert lines[-2:] == ['ENTRYPOINT ["sluice"]', 'CMD ["--help"]']
     assert 'sluice = "workflows.cli:main"' in pyproject  # the entrypoint exists
 

@@ -29,8 +29,8 @@ def test_two_workers_split_the_epoch_and_match_one_worker(ray_cluster, tmp_path)
     (tmp_path / "t2").mkdir(), (tmp_path / "t1").mkdir()
     cfg2 = {**parity_cfg(num_workers=2, **common), "_trace": {"dir": str(tmp_path / "t2")}}
     cfg1 = {**parity_cfg(num_workers=0, **common), "_trace": {"dir": str(tmp_path / "t1")}}
-    ddp = fit(cfg2, {}, tmp_path / "s2", "ddp")
-    single = fit(cfg1, {}, tmp_path / "s1", "single")  # Ray Train local mode: world size 1
+    ddp = Path(fit(cfg2, {}, tmp_path / "s2", "ddp").path)
+    single = Path(fit(cfg1, {}, tmp_path / "s1", "single").path)  # local mode: world size 1
 
     r0, r1 = read_trace(tmp_path / "t2", 0), read_trace(tmp_path / "t2", 1)
     one = read_trace(tmp_path / "t1", 0)
@@ -56,10 +56,10 @@ def test_sigkilled_worker_resumes_bitwise(ray_cluster, tmp_path):
     DataLoader worker; Ray Train restarts the group from the last checkpoint."""
     cfg = parity_cfg(num_workers=2, batch_size=8, max_steps=9, checkpoint_every=4,
                      loader_workers=1, max_failures=1, parity={"n_train": 40, "dropout": 0.3})
-    straight = fit(cfg, {}, tmp_path / "straight", "run")
+    straight = Path(fit(cfg, {}, tmp_path / "straight", "run").path)
     marker = tmp_path / "killed"
     faulty = {**cfg, "_fault": {"rank": 1, "step": 6, "marker": str(marker)}}
-    resumed = fit(faulty, {}, tmp_path / "faulty", "run")
+    resumed = Path(fit(faulty, {}, tmp_path / "faulty", "run").path)
     assert marker.exists()  # the kill really happened
     assert_states_equal(ck.load_state(straight), ck.load_state(resumed))
     for rank in (0, 1):

@@ -13,13 +13,14 @@ import os
 import secrets
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.s3server import free_port, make_bucket, s3_server
 
 pytestmark = pytest.mark.realhead
 REPO = Path(__file__).resolve().parents[2]
@@ -28,12 +29,6 @@ BIN = Path(sys.executable).parent
 # checkout and whose `python` is this environment's, first on the head's PATH).
 SLUICE = [sys.executable, "-m", "workflows.cli"]
 IN_JOB = ["python", "-m", "workflows.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def session_pids(sid: int) -> list[int]:
@@ -104,9 +99,10 @@ def head(tmp_path_factory):
         assert not session_pids(proc.pid)
 
 
-def tiny_run(run_dir: Path) -> list[str]:
-    """A whole pipeline (parity: train → evaluate) small enough for a test, in local mode."""
-    return ["run", "configs/parity.yaml", "train.num_workers=0", "train.max_steps=4",
+def tiny_run(run_dir: Path | str, workers: int = 0) -> list[str]:
+    """A whole pipeline (parity: train → evaluate) small enough for a test (0 workers: Ray
+    Train's local mode)."""
+    return ["run", "configs/parity.yaml", f"train.num_workers={workers}", "train.max_steps=4",
             "train.checkpoint_every=4", "train.batch_size=8", "train.parity.n_train=32",
             "train.parity.n_val=16", "--run-dir", str(run_dir)]
 
@@ -124,8 +120,9 @@ def head_cluster(head: dict) -> tuple[str, set[str]]:
     return gcs, set(nodes)
 
 
-def check_ran_on(run_dir: Path, head: dict) -> None:
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+def check_ran_on(run_dir: Path | dict, head: dict) -> None:
+    manifest = (json.loads((run_dir / "manifest.json").read_text())
+                if isinstance(run_dir, Path) else run_dir)
     gcs, nodes = head_cluster(head)
     assert manifest["cluster"]["gcs_address"] == gcs
     assert gcs.endswith(f":{head['port']}")
@@ -181,3 +178,49 @@ def test_without_the_token_the_head_refuses_and_says_where_it_goes(head):
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "~/.ray/auth_token" in done.stderr
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """An S3 endpoint (moto's server) the job reaches through the env vars it is given."""
+    with s3_server() as env:
+        make_bucket(env, "runs")
+        yield env
+
+
+def test_a_job_keeps_its_run_on_s3_and_a_rerun_resumes_from_it(head, s3, monkeypatch):
+    """No shared filesystem: the run root is s3://; Ray Train's storage is there too (one
+    worker, not local mode); a re-run redoes only the stage whose output went missing."""
+    import fsspec
+
+    for k, v in s3.items():
+        monkeypatch.setenv(k, v)
+    cache = head["tmp"] / "node-cache"
+    submit = [*SLUICE, "submit", "--address", head["url"], "--wait",
+              *(f"--env={k}={v}" for k, v in {**s3, "SLUICE_CACHE": str(cache)}.items()),
+              "--", *IN_JOB, *tiny_run("s3://runs/job", workers=1)]
+    done = subprocess.run(submit, cwd=REPO, env=head["env"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "scores:     s3://runs/job/evaluate/scores.json" in done.stdout
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    manifest = json.loads(fs.cat_file("runs/job/manifest.json"))
+    check_ran_on(manifest, head)
+    objects = set(fs.find("runs/job"))
+    assert {"runs/job/train/checkpoint/meta.json", "runs/job/train/_stage.json",
+            "runs/job/evaluate/scores.json", "runs/job/evaluate/_stage.json"} <= objects
+    # Ray Train's storage (.work/train-FINGERPRINT/) is removed once the stage is published.
+    assert not [o for o in objects if "/.work/train-" in o]
+    train_fp = manifest["stages"]["train"]["fingerprint"]
+    assert json.loads(fs.cat_file("runs/job/train/_stage.json"))["fingerprint"] == train_fp
+    assert not (REPO / "runs" / "job").exists()  # nothing went to a local run dir
+
+    fs.rm_file("runs/job/evaluate/scores.json")
+    again = subprocess.run(submit, cwd=REPO, env=head["env"], capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    fs.invalidate_cache()
+    stages = json.loads(fs.cat_file("runs/job/manifest.json"))["stages"]
+    assert stages["train"]["status"] == "skipped" and stages["train"]["fingerprint"] == train_fp
+    assert stages["evaluate"]["status"] == "done"  # fetched the checkpoint from s3, re-scored
+    assert fs.exists("runs/job/evaluate/scores.json")

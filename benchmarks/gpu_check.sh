@@ -19,6 +19,8 @@ check "ddp step gloo x2 (1 GPU)" timeout 240 $PY -m torch.distributed.run --stan
 check "sigmoid_gate bench"  timeout 120 $PY benchmarks/sigmoid_gate.py
 # issue 5: paper-size OneForecast step, fp32 + bf16 vs the released algorithm (~1-2 min)
 check "oneforecast paper step" timeout 200 $PY benchmarks/oneforecast_step.py --paper-size --budget-s 120
+# issue 8: gated SSL vs full attention per frame at T = 1k, 4k, 16k (< 1 min on a GPU)
+check "videoqa ssl vs attention" timeout 120 $PY benchmarks/videoqa_ssl.py
 echo
 echo "GPU check summary"
 printf '%s\n' "${rows[@]}"

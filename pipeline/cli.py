@@ -149,6 +149,8 @@ def _print_results(console, root: str, ran: list[str]) -> None:
                           f"{r['persistence']:10.4g}  skill {v['skill_vs_persistence']:+.3f}")
         if "test_accuracy" in s:
             console.print(f"  test accuracy {s['test_accuracy']:.3f} (chance {s['chance']})")
+        for kind, v in s.get("by_type", {}).items():
+            console.print(f"    {kind:<24} {v['accuracy']:.3f}  ({v['questions']} questions)")
 
 
 if __name__ == "__main__":

@@ -225,6 +225,87 @@ class ParityConfig(Section):
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
 
 
+class VideoSyntheticConfig(Section):
+    """pipeline.synthetic_video.VideoQASpec: the synthetic long-video QA source."""
+
+    n_train: Annotated[int, Field(ge=1)] = 1000
+    n_val: Annotated[int, Field(ge=1)] = 100
+    n_test: Annotated[int, Field(ge=1)] = 300
+    frames: tuple[Annotated[int, Field(ge=128)], Annotated[int, Field(ge=128)]] = (1024, 1024)
+    feature_dim: Annotated[int, Field(ge=2, le=4096)] = 32
+    noise: Annotated[float, Field(ge=0)] = 0.5
+    amplitude: Annotated[float, Field(gt=0)] = 2.0
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _frames_ordered(self) -> VideoSyntheticConfig:
+        if self.frames[0] > self.frames[1]:
+            raise ValueError(f"frames {list(self.frames)}: expected [min, max]")
+        return self
+
+
+class VideoDataConfig(Section):
+    """Video-QA ingest (pipeline/ingest/video.py): frame features + QA tables → one store."""
+
+    # "synthetic" (pipeline/synthetic_video.py, written at ingest), or the frame features: a
+    # directory of <video_id>.npy / .npz, an HDF5 file or a Zarr group with one array per video
+    source: str = "synthetic"
+    qa: dict[Literal["train", "val", "test"], str] = {}  # split → CSV/JSON (not for synthetic)
+    synthetic: VideoSyntheticConfig = VideoSyntheticConfig()
+    frames: Annotated[int, Field(ge=1)] | None = None  # uniform resampling to this many frames
+    chunk_frames: Annotated[int, Field(ge=1)] = 1024
+    partitions: Annotated[int, Field(ge=1)] | None = None  # Dask tasks (None: 4 per CPU)
+    skip_bad: bool = False  # skip bad rows/videos, listed in skipped.json, instead of failing
+    max_words: Annotated[int, Field(ge=4, le=512)] = 32
+
+    @model_validator(mode="after")
+    def _qa_given(self) -> VideoDataConfig:
+        if self.source != "synthetic" and "train" not in self.qa:
+            raise ValueError("video.data.qa.train: a QA table is needed for a features source")
+        return self
+
+
+class VideoModelConfig(Section):
+    """models.videoqa.VideoQAConfig (feature width and vocabulary come from the data)."""
+
+    # the sequence operator in the gated layer's slot; meanpool: the order-agnostic baseline
+    slot: Literal["ssl", "attention", "conv", "meanpool"] = "ssl"
+    d_model: Annotated[int, Field(ge=4, le=4096)] = 64
+    slot_layers: Annotated[int, Field(ge=1, le=32)] = 2
+    expansion: Annotated[int, Field(ge=1, le=8)] = 2
+    hidden: Annotated[int, Field(ge=2, le=4096)] = 64  # H: width of the sequence operator
+    ssm_modes: Annotated[int, Field(ge=1, le=4096)] = 64
+    dt_min: Annotated[float, Field(gt=0)] = 1e-4
+    dt_max: Annotated[float, Field(gt=0)] = 1e-1
+    heads: Annotated[int, Field(ge=1, le=64)] = 4
+    conv_kernel: Annotated[int, Field(ge=1, le=1025)] = 15
+    video_tokens: Annotated[int, Field(ge=1, le=4096)] = 64
+    fusion_layers: Annotated[int, Field(ge=1, le=32)] = 2
+    fusion_heads: Annotated[int, Field(ge=1, le=64)] = 4
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    c3: bool = True  # the C³ objective (models/videoqa/c3.py)
+    c3_weight: Annotated[float, Field(ge=0)] = 0.005
+    c3_tau: Annotated[float, Field(gt=0)] = 0.01
+
+    @model_validator(mode="after")
+    def _slot_shapes(self) -> VideoModelConfig:
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel {self.conv_kernel} must be odd (a centred kernel)")
+        if self.slot == "attention" and (self.hidden % self.heads
+                                         or (self.hidden // self.heads) % 2):
+            raise ValueError(f"hidden {self.hidden} must split into {self.heads} even-sized "
+                             "attention heads")
+        if self.d_model % self.fusion_heads:
+            raise ValueError(f"d_model {self.d_model} must divide by fusion_heads "
+                             f"{self.fusion_heads}")
+        return self
+
+
+class VideoConfig(Section):
+    data: VideoDataConfig = VideoDataConfig()
+    model: VideoModelConfig = VideoModelConfig()
+
+
 class RolloutConfig(Section):
     """Autoregressive rollout training with a curriculum (pipeline/tasks/weather.py).
 
@@ -252,7 +333,7 @@ class RolloutConfig(Section):
 
 
 class TrainConfig(Section):
-    task: Literal["weather_global", "parity"] = "weather_global"
+    task: Literal["weather_global", "parity", "videoqa"] = "weather_global"
     num_workers: Annotated[int, Field(ge=0, le=4096)] = 2
     use_gpu: bool = False
     batch_size: Annotated[int, Field(ge=1)] = 8  # global batch, split evenly over workers
@@ -342,6 +423,7 @@ class Config(Section):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    video: VideoConfig = VideoConfig()  # the videoqa task's data and model
 
     @model_validator(mode="after")
     def _plot_variable_known(self) -> Config:

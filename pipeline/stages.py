@@ -11,9 +11,10 @@ from pathlib import Path
 
 from pipeline.errors import ConfigError
 from pipeline.runner import Stage
-from pipeline.train import TRAIN_CODE
+from pipeline.train import train_code
 
 PREPARED, GRAPH, CHECKPOINT = "prepared.zarr", "graph.pt", "checkpoint"
+VIDEO = "videoqa"  # the prepared video-QA directory (pipeline/ingest/video.py)
 CLIMATOLOGY = "climatology.zarr"  # the verification climatology of the training period
 
 
@@ -39,6 +40,31 @@ def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
     # climatology baseline) and the nightly workflow read it beside the prepared store.
     compute_climatology(out / PREPARED, out / CLIMATOLOGY,
                         train_period=tuple(str(t) for t in data["periods"]["train"]))
+
+
+def video_ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path | str) -> None:
+    """Frame features + QA tables → RUN/ingest/videoqa (the synthetic source, when configured,
+    is generated into the stage's work directory: deterministic, so not kept)."""
+    import tempfile
+
+    from pipeline.ingest.video import prepare_video
+
+    data = cfg["video"]["data"]
+    features, qa = data["source"], data["qa"]
+    if features == "synthetic":
+        from pipeline.synthetic_video import VideoQASpec, write_synthetic_videoqa
+
+        s = data["synthetic"]
+        source = work if isinstance(work, Path) else Path(tempfile.mkdtemp(dir=out.parent))
+        written = write_synthetic_videoqa(source / "source", VideoQASpec(
+            n_train=s["n_train"], n_val=s["n_val"], n_test=s["n_test"],
+            frames=tuple(s["frames"]), feature_dim=s["feature_dim"], noise=s["noise"],
+            amplitude=s["amplitude"], seed=s["seed"]))
+        features, qa = written["features"], {k: written[k] for k in ("train", "val", "test")}
+    summary = prepare_video(features, qa, out / VIDEO, frames=data["frames"],
+                            chunk_frames=data["chunk_frames"], partitions=data["partitions"],
+                            skip_bad=data["skip_bad"], max_words=data["max_words"])
+    (out / "ingest_summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
 def write_synthetic_source(data: dict, path: Path) -> Path:
@@ -119,6 +145,8 @@ def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
             mapping["climatology"] = str(inputs["ingest"] / CLIMATOLOGY)
     if "graph" in inputs:
         mapping["graph"] = str(inputs["graph"] / GRAPH)
+    if "ingest" in inputs and (inputs["ingest"] / VIDEO).is_dir():
+        mapping = {"video": str(inputs["ingest"] / VIDEO)}
     return mapping
 
 
@@ -151,31 +179,43 @@ def _weather(cfg: dict) -> bool:
     return cfg["train"]["task"].startswith("weather")
 
 
+def _train_section(cfg: dict) -> dict:
+    """What a trained model depends on, per task (the train stage's fingerprinted section)."""
+    if cfg["train"]["task"] == "videoqa":
+        return {"seed": cfg["seed"], "model": cfg["video"]["model"], "train": cfg["train"]}
+    return {"seed": cfg["seed"], "model": cfg["model"], "train": cfg["train"],
+            "periods": cfg["data"]["periods"]}
+
+
 def pipeline_stages(cfg: dict) -> dict[str, Stage]:
     """The stage graph for this config, in dependency order."""
+    task = cfg["train"]["task"]
     weather = _weather(cfg)
-    data_inputs = ["ingest", "graph"] if weather else []
+    data_inputs = ["ingest", "graph"] if weather else ["ingest"] if task == "videoqa" else []
     stages = []
     if weather:
         stages += [
             Stage("ingest", ingest, lambda c: c["data"],
-                  ["pipeline.stages", "pipeline.ingest", "pipeline.publish", "pipeline.names",
-                   "pipeline.regrid", "pipeline.synthetic", "pipeline.atmosphere",
-                   "pipeline.climatology", "pipeline.timeblocks", "pipeline.moments"],
+                  ["pipeline.stages", "pipeline.ingest.weather", "pipeline.publish",
+                   "pipeline.names", "pipeline.regrid", "pipeline.synthetic",
+                   "pipeline.atmosphere", "pipeline.climatology", "pipeline.timeblocks",
+                   "pipeline.moments"],
                   main_output=PREPARED),
             Stage("graph", graph, lambda c: c["graph"], ["pipeline.stages", "graphs"],
                   inputs=["ingest"], main_output=GRAPH),
         ]
+    elif task == "videoqa":
+        stages.append(Stage("ingest", video_ingest, lambda c: c["video"]["data"],
+                            ["pipeline.stages", "pipeline.ingest.video",
+                             "pipeline.synthetic_video"], main_output=VIDEO))
     train_cpus = 0  # it only drives Ray Train; its workers hold the CPUs (2 on 2 cores)
+    code = train_code(task)
     stages += [
-        Stage("train", train,
-              lambda c: {"seed": c["seed"], "model": c["model"], "train": c["train"],
-                         "periods": c["data"]["periods"]},
-              ["pipeline.stages", *TRAIN_CODE],
+        Stage("train", train, _train_section, ["pipeline.stages", *code],
               inputs=data_inputs, num_cpus=train_cpus, main_output=CHECKPOINT),
         Stage("evaluate", evaluate, lambda c: c["evaluate"],
               ["pipeline.stages", "pipeline.evaluate", "pipeline.plots", "pipeline.scorecard",
-               "pipeline.baselines", "pipeline.climatology", *TRAIN_CODE],
+               "pipeline.baselines", "pipeline.climatology", *code],
               inputs=["train", *data_inputs], main_output="scores.json"),
     ]
     return {s.name: s for s in stages}

@@ -37,9 +37,21 @@ from pipeline.schedule import build_optimizer
 from pipeline.tasks import build_task
 
 # Modules whose source decides what training produces (see pipeline/fingerprint.py).
-TRAIN_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline.schedule",
-              "pipeline.checkpoint", "pipeline.tasks", "pipeline.datasets", "pipeline.metrics",
-              "models", "kernels"]
+# Modules whose source makes a trained model what it is (the train stage's code fingerprint):
+# the loop's own, plus the task's. Per task, so editing the video model does not re-train a
+# weather model.
+LOOP_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline.schedule",
+             "pipeline.checkpoint", "pipeline.tasks.__init__"]
+TASK_CODE = {
+    "weather_global": ["pipeline.tasks.weather", "pipeline.datasets", "pipeline.metrics",
+                       "models.oneforecast", "kernels"],
+    "parity": ["pipeline.tasks.parity", "models.gated_rnn"],
+    "videoqa": ["pipeline.tasks.videoqa", "pipeline.ingest.video", "models.videoqa"],
+}
+
+
+def train_code(task: str) -> list[str]:
+    return [*LOOP_CODE, *TASK_CODE[task]]
 
 
 def seed_everything(seed: int) -> None:
@@ -186,7 +198,8 @@ def run_training(cfg: dict, inputs: dict[str, str], session) -> dict:
             f"training samples allow on {world} workers"
         )
     meta_static = {"task": task.name, "config": cfg, "world_size": world,
-                   "code_fingerprint": code_fingerprint(TRAIN_CODE), **task.checkpoint_meta()}
+                   "code_fingerprint": code_fingerprint(train_code(cfg["train"]["task"])),
+                   **task.checkpoint_meta()}
 
     step, rng = 0, None
     with session.latest_checkpoint() as resume:

@@ -24,6 +24,7 @@ import importlib
 TASKS = {
     "weather_global": "pipeline.tasks.weather:WeatherGlobalTask",
     "parity": "pipeline.tasks.parity:ParityTask",
+    "videoqa": "pipeline.tasks.videoqa:VideoQATask",
 }
 
 

@@ -1,7 +1,7 @@
 """Reproduce issue 5's OneForecast claims at small scale on the 5.625° synthetic atmosphere.
 
     python benchmarks/reproduce_oneforecast.py [--seeds 0 1 2] [--variants gated ungated ...]
-                                               [--run-root runs/oneforecast]
+                                               [--run-root runs/oneforecast] [--report-only]
 
 Each variant is `configs/oneforecast_small.yaml` plus a few overrides, trained through the real
 pipeline (`sluice run`: 2 Ray Train workers, DDP over gloo, one core each) and scored on the
@@ -16,17 +16,17 @@ persistence, climatology and the linear AR beside it; the claim checks of issue 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.reproduce import parser, run_variants, sd
+
 CONFIG = "configs/oneforecast_small.yaml"
 # name: (overrides, what it is)
 VARIANTS = {
@@ -46,77 +46,13 @@ BASELINES = ("persistence", "climatology", "linear_ar")
 LEAD = "24"
 
 
-def parameter_count(checkpoint: Path) -> int:
-    import torch
-
-    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=True)
-    return int(sum(t.numel() for t in state["model"].values()))
-
-
-def link_shared(run_dir: Path, shared: Path) -> None:
-    """Point the run's ingest and graph stages at the shared ones (same config, same code →
-    same fingerprints, so `sluice run` skips them after checking every output's hash)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stage in ("ingest", "graph"):
-        link = run_dir / stage
-        if not link.is_symlink():
-            if link.exists():
-                raise SystemExit(f"{link} exists and is not a link to {shared / stage}")
-            link.symlink_to((shared / stage).resolve(), target_is_directory=True)
-
-
-def sluice(args: list[str], env: dict, log: Path) -> None:
-    with open(log, "w") as f:
-        done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=ROOT, env=env,
-                              stdout=f, stderr=subprocess.STDOUT)
-    if done.returncode:
-        raise SystemExit(f"sluice {' '.join(args)} failed ({done.returncode}); see {log}")
-
-
-def sd(a: np.ndarray) -> float:
-    return float(a.std(ddof=1)) if len(a) > 1 else 0.0
-
-
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--run-root", type=Path, default=ROOT / "runs" / "oneforecast")
-    p.add_argument("--report-only", action="store_true",
-                   help="only read the run directories already there")
-    args = p.parse_args()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    root = args.run_root.resolve()
-    shared = root / "shared"
-    if not args.report_only:
-        root.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        sluice(["graph", CONFIG, "--run-dir", str(shared)], env, root / "shared.log")
-        print(f"data and graph ready ({time.perf_counter() - t0:.0f} s)", flush=True)
-
-    results: dict[str, dict] = {}
-    for name in args.variants:
-        overrides, _ = VARIANTS[name]
-        runs = []
-        for seed in args.seeds:
-            run_dir = root / name / f"seed{seed}"
-            if not args.report_only:
-                link_shared(run_dir, shared)
-                t0 = time.perf_counter()
-                sluice(["run", CONFIG, f"seed={seed}", *overrides, "--run-dir", str(run_dir)],
-                       env, run_dir.with_suffix(".log"))
-                print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
-            manifest = json.loads((run_dir / "manifest.json").read_text())
-            for stage in ("ingest", "graph"):  # the shared data, not a fresh copy
-                if manifest["stages"][stage]["status"] != "skipped":
-                    raise SystemExit(f"{run_dir}: stage {stage} re-ran; the shared data in "
-                                     f"{shared} is stale (code changed?)")
-            scores = json.loads((run_dir / "evaluate" / "scores.json").read_text())
-            runs.append({"scores": scores["scores"], "n_forecasts": scores["n_forecasts"],
-                         "train_s": manifest["stages"]["train"]["seconds"],
-                         "params": parameter_count(run_dir / "train" / "checkpoint")})
-        results[name] = runs
-    report(results, args.seeds)
+    args = parser(list(VARIANTS), "oneforecast").parse_args()
+    results = run_variants(args, CONFIG, VARIANTS, "graph", ("ingest", "graph"))
+    runs = {name: [{"scores": r["scores"]["scores"], "n_forecasts": r["scores"]["n_forecasts"],
+                    "train_s": r["train_s"], "params": r["params"]} for r in seeds]
+            for name, seeds in results.items()}
+    report(runs, args.seeds)
     return 0
 
 

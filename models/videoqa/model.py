@@ -24,6 +24,7 @@ question's and of the candidate's word embeddings, through an MLP to a score.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -145,6 +146,7 @@ class VideoQAModel(nn.Module):
                                     for _ in range(cfg.fusion_layers))
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, d)
+        init_text(self)
 
     def encode_video(self, frames: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor,
                                                                                   torch.Tensor]:
@@ -167,7 +169,7 @@ class VideoQAModel(nn.Module):
         for layer in self.fusion:
             x, weights = layer(x, key_mask)
         h = self.head(self.out_norm(x[:, 0]))  # [B, d]
-        logits = (h[:, None, :] * self.text.bag(answers)).sum(-1)  # [B, 5]
+        logits = (h[:, None, :] * self.text.bag(answers)).sum(-1) / math.sqrt(h.shape[-1])
         v, w = slice(1, 1 + nv), slice(1 + nv, None)
         return {"logits": logits, "video": x[:, v], "words": x[:, w], "video_mask": video_mask,
                 "word_mask": word_mask, "g_vv": block_attention(weights, v, v),
@@ -185,6 +187,7 @@ class MeanPoolQA(nn.Module):
         self.frame_proj = nn.Sequential(nn.Linear(cfg.feature_dim, d), nn.GELU(), nn.LayerNorm(d))
         self.text = TextEncoder(cfg)
         self.mlp = nn.Sequential(nn.Linear(3 * d, 4 * d), nn.GELU(), nn.Linear(4 * d, 1))
+        init_text(self)
 
     def forward(self, frames, lengths, question, answers) -> dict[str, torch.Tensor]:
         mask = (torch.arange(frames.shape[1], device=frames.device)[None]
@@ -194,6 +197,17 @@ class MeanPoolQA(nn.Module):
         parts = [video[:, None].expand(b, k, -1),
                  self.text.bag(question)[:, None].expand(b, k, -1), self.text.bag(answers)]
         return {"logits": self.mlp(torch.cat(parts, -1)).squeeze(-1)}  # [B, 5]
+
+
+def init_text(model: nn.Module) -> None:
+    """BERT's initialisation of embeddings (N(0, 0.02²)): at PyTorch's N(0, 1) the word,
+    position and part embeddings dwarf the LayerNormed video tokens and the answer scores start
+    with a spread of several nats."""
+    for module in model.modules():
+        if isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+            if module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
 
 
 def build_videoqa_model(cfg: VideoQAConfig) -> nn.Module:

@@ -123,7 +123,7 @@ class TextEncoder(nn.Module):
 
     def bag(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean embedding of the non-padding tokens along the last axis."""
-        mask = (tokens > 0).to(self.embed.weight.dtype)[..., None]
+        mask = (tokens > 0).to(self.position.weight.dtype)[..., None]
         return (self.embed(tokens) * mask).sum(-2) / mask.sum(-2).clamp_min(1)
 
 

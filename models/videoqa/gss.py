@@ -98,7 +98,10 @@ class GatedSequenceLayer(nn.Module):
             self.mix = LocalConv(hidden, conv_kernel)
         self.to_gate = nn.Linear(hidden, inner, bias=False)
         self.to_out = nn.Linear(inner, dim)
-        nn.init.normal_(self.to_out.weight, std=0.02 / math.sqrt(inner / dim))
+        # Variance-preserving (std 1/√E), not GPT's small residual init (0.02/√(E/d)): with the
+        # slot's output at ~1 % of the stream, the fusion never learned to read what the
+        # sequence operator wrote (order questions stayed at chance; docs/results.md).
+        nn.init.normal_(self.to_out.weight, std=1 / math.sqrt(inner))
         nn.init.zeros_(self.to_out.bias)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -3,7 +3,8 @@
     frames  f [B, T, F]  ──Linear+GELU+LN──▶ [B, T, d] ──slot × L (GatedSequenceLayer)──▶ [B, T, d]
             ──segment mean over each video's valid frames──▶ video tokens [B, P, d]
     words   q [B, Q] ──embedding + word positions──▶ [B, Q, d]
-    fusion  N transformer layers over [CLS ; video tokens ; words] (a part embedding on each)
+    fusion  N transformer layers over [CLS ; video tokens ; words] (a part embedding on each;
+            CLS = a learned vector + the mean question-word embedding)
     answers a [B, 5, La] ──mean of word embeddings──▶ [B, 5, d]
     score_k = ⟨W LN(fused CLS), answer_k⟩                                        logits [B, 5]
 
@@ -163,7 +164,11 @@ class VideoQAModel(nn.Module):
         video, video_mask = self.encode_video(frames, lengths)  # [B, P, d], [B, P]
         nv = video.shape[1]
         words, word_mask = self.text.words(question) + self.part.weight[1], question > 0
-        x = torch.cat([self.cls.expand(b, 1, -1), video + self.part.weight[0], words], 1)
+        # The CLS starts as the question's summary, so the first fusion layer already asks a
+        # question-dependent query of the video (as GSMT's selector queries with the question
+        # feature); a constant CLS left the four question types at chance together.
+        cls = self.cls + self.text.bag(question)  # [B, d]
+        x = torch.cat([cls[:, None], video + self.part.weight[0], words], 1)
         key_mask = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device), video_mask,
                               word_mask], 1)
         for layer in self.fusion:

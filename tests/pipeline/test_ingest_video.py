@@ -357,7 +357,8 @@ def test_answer_outside_0_to_4_or_not_an_integer(tmp_path, small, answer):
 def test_json_answer_must_be_an_integer_index(tmp_path, small, answer):
     videos, rows = small
     rows[0]["answer"] = answer
-    expect_data_error(tmp_path, videos, rows, "train.json", "row 1", suffix=".json")
+    err = expect_data_error(tmp_path, videos, rows, "train.json", "row 1", suffix=".json")
+    assert err.field == "answer"
 
 
 def test_an_empty_option_is_a_row_error(tmp_path, small):
@@ -407,7 +408,9 @@ def test_non_finite_features_name_the_video_file(tmp_path, small, value, shown, 
     videos, rows = small
     videos["v04"] = videos["v04"].astype(np.float64)
     videos["v04"][100, 5] = value
-    expect_data_error(tmp_path, videos, rows, "v04", shown, "frame 100, column 5", layout=layout)
+    err = expect_data_error(tmp_path, videos, rows, "v04", shown, "frame 100, column 5",
+                            layout=layout)
+    assert err.field == "features"
 
 
 def test_a_different_feature_width_names_file_and_widths(tmp_path, small):
@@ -431,7 +434,8 @@ def test_unsafe_video_ids_are_refused_before_any_path_use(tmp_path, small, video
 def test_duplicate_qid_within_a_split(tmp_path, small):
     videos, rows = small
     rows[4]["qid"] = rows[1]["qid"]
-    expect_data_error(tmp_path, videos, rows, "row 5", "also row 2", "unique")
+    err = expect_data_error(tmp_path, videos, rows, "row 5", "also row 2", "unique")
+    assert err.field == "qid"
 
 
 def test_the_same_qid_in_two_splits_is_fine(tmp_path, small):
@@ -444,7 +448,8 @@ def test_the_same_qid_in_two_splits_is_fine(tmp_path, small):
 def test_integer_features_are_refused(tmp_path, small):
     videos, rows = small
     videos["v01"] = np.ones((3, D), np.int64)
-    expect_data_error(tmp_path, videos, rows, "v01.npy", "a float dtype")
+    err = expect_data_error(tmp_path, videos, rows, "v01.npy", "a float dtype")
+    assert err.field == "features" and err.found == "int64"
 
 
 def test_not_a_features_source(tmp_path, small):
@@ -496,7 +501,9 @@ def test_skip_bad_with_no_train_row_left_is_an_error(tmp_path, small):
     videos, rows = small
     for row in rows:
         row["answer"] = "x"
-    expect_data_error(tmp_path, videos, rows, "at least one usable train QA row", skip_bad=True)
+    err = expect_data_error(tmp_path, videos, rows, "at least one usable train QA row",
+                            skip_bad=True)
+    assert err.field == "rows"
 
 
 # ---- atomic publish ------------------------------------------------------------------------

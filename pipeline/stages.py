@@ -138,6 +138,8 @@ def graph_plot(graph_path: Path, png: Path) -> Path:
 
 def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
     """Map stage directories to the paths a task reads."""
+    if "ingest" in inputs and (inputs["ingest"] / VIDEO).is_dir():  # the video-QA ingest
+        return {"video": str(inputs["ingest"] / VIDEO)}
     mapping = {}
     if "ingest" in inputs:
         mapping["prepared"] = str(inputs["ingest"] / PREPARED)
@@ -145,8 +147,6 @@ def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
             mapping["climatology"] = str(inputs["ingest"] / CLIMATOLOGY)
     if "graph" in inputs:
         mapping["graph"] = str(inputs["graph"] / GRAPH)
-    if "ingest" in inputs and (inputs["ingest"] / VIDEO).is_dir():
-        mapping = {"video": str(inputs["ingest"] / VIDEO)}
     return mapping
 
 

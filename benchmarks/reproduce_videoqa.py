@@ -54,6 +54,25 @@ def accuracy(runs: list[dict], kind: str | None) -> np.ndarray:
                            r["scores"]["by_type"][kind]["accuracy"] for r in runs])
 
 
+def claims(results: dict[str, list[dict]]) -> dict[str, float | bool]:
+    """The issue's claims from the arms there: SSL minus conv / mean-pool on the long-range
+    types (mean over types of the seed-mean accuracy, points), mean-pool within 20 ± 3 there."""
+    def long_range(arm: str) -> float:
+        return float(np.mean([accuracy(results[arm], k).mean() for k in LONG_RANGE]))
+
+    checks: dict[str, float | bool] = {}
+    if "ssl" in results:
+        for other in ("conv", "meanpool"):
+            if other in results:
+                checks[f"ssl_minus_{other}_long_range_points"] = round(
+                    long_range("ssl") - long_range(other), 1)
+    if "meanpool" in results:
+        for k in LONG_RANGE:
+            checks[f"meanpool_{k}_within_20pm3"] = bool(
+                abs(accuracy(results["meanpool"], k).mean() - 20) <= 3)
+    return checks
+
+
 def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
     first = next(iter(results.values()))[0]["scores"]
     kinds = list(first["by_type"])
@@ -76,17 +95,7 @@ def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
         for k, a in zip(kinds, cells[1:], strict=True):
             figures[f"{name}_{k}"] = float(a.mean())
             figures[f"{name}_{k}_std"] = sd(a)
-    checks = {}
-    if "ssl" in results:
-        long_ssl = np.mean([accuracy(results["ssl"], k).mean() for k in LONG_RANGE])
-        for other in ("conv", "meanpool"):
-            if other in results:
-                long_other = np.mean([accuracy(results[other], k).mean() for k in LONG_RANGE])
-                checks[f"ssl_minus_{other}_long_range_points"] = round(long_ssl - long_other, 1)
-    if "meanpool" in results:
-        for k in LONG_RANGE:
-            checks[f"meanpool_{k}_within_20pm3"] = bool(
-                abs(accuracy(results["meanpool"], k).mean() - 20) <= 3)
+    checks = claims(results)
     print("\nClaims (goal: SSL ≥ 10 points above conv and mean-pool on long-range questions; "
           "mean-pool at 20 ± 3 there):")
     for k, v in checks.items():

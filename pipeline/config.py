@@ -235,6 +235,8 @@ class VideoSyntheticConfig(Section):
     feature_dim: Annotated[int, Field(ge=2, le=4096)] = 32
     noise: Annotated[float, Field(ge=0)] = 0.5
     amplitude: Annotated[float, Field(gt=0)] = 2.0
+    text_noise: Annotated[float, Field(ge=0)] = 0.5  # answer feature = prototype + this · noise
+    answer_features: bool = True  # ingest the source's answer features (false: word tokens only)
     seed: int = 0
 
     @model_validator(mode="after")
@@ -251,6 +253,10 @@ class VideoDataConfig(Section):
     # directory of <video_id>.npy / .npz, an HDF5 file or a Zarr group with one array per video
     source: str = "synthetic"
     qa: dict[Literal["train", "val", "test"], str] = {}  # split → CSV/JSON (not for synthetic)
+    # precomputed answer features in the frames' space (one [5, D] array per qid, same four
+    # layouts as the frames; e.g. CLIP text features beside CLIP frame features); None: the
+    # options are read as word tokens only. Not for synthetic (synthetic.answer_features).
+    answer_features: str | None = None
     synthetic: VideoSyntheticConfig = VideoSyntheticConfig()
     frames: Annotated[int, Field(ge=1)] | None = None  # uniform resampling to this many frames
     chunk_frames: Annotated[int, Field(ge=1)] = 1024
@@ -262,6 +268,10 @@ class VideoDataConfig(Section):
     def _qa_given(self) -> VideoDataConfig:
         if self.source != "synthetic" and "train" not in self.qa:
             raise ValueError("video.data.qa.train: a QA table is needed for a features source")
+        if self.source == "synthetic" and self.answer_features is not None:
+            raise ValueError("video.data.answer_features: not for the synthetic source (it "
+                             "writes its own; video.data.synthetic.answer_features switches "
+                             "them off)")
         return self
 
 

@@ -50,7 +50,7 @@ def video_ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path | str
     from pipeline.ingest.video import prepare_video
 
     data = cfg["video"]["data"]
-    features, qa = data["source"], data["qa"]
+    features, qa, answer_features = data["source"], data["qa"], data["answer_features"]
     if features == "synthetic":
         from pipeline.synthetic_video import VideoQASpec, write_synthetic_videoqa
 
@@ -59,9 +59,11 @@ def video_ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path | str
         written = write_synthetic_videoqa(source / "source", VideoQASpec(
             n_train=s["n_train"], n_val=s["n_val"], n_test=s["n_test"],
             frames=tuple(s["frames"]), feature_dim=s["feature_dim"], noise=s["noise"],
-            amplitude=s["amplitude"], seed=s["seed"]))
+            amplitude=s["amplitude"], text_noise=s["text_noise"], seed=s["seed"]))
         features, qa = written["features"], {k: written[k] for k in ("train", "val", "test")}
-    summary = prepare_video(features, qa, out / VIDEO, frames=data["frames"],
+        answer_features = written["answer_features"] if s["answer_features"] else None
+    summary = prepare_video(features, qa, out / VIDEO, answer_features=answer_features,
+                            frames=data["frames"],
                             chunk_frames=data["chunk_frames"], partitions=data["partitions"],
                             skip_bad=data["skip_bad"], max_words=data["max_words"])
     (out / "ingest_summary.json").write_text(json.dumps(summary, indent=1, default=str))

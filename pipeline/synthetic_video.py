@@ -23,9 +23,15 @@ has the same distribution whatever the answer: every option appears once, with d
 amplitudes drawn independently of its role. A mean-pooled model is at chance (20 %) on them by
 construction; only a model that sees order can do better.
 
+Answer features, as a CLIP-style text encoder would give them beside CLIP frame features: the
+text vector of object k is ``amplitude · normalise(p_k + text_noise · g_k)`` with g_k a fixed
+random unit vector (a deterministic encoder: one vector per word; cosine to the prototype
+≈ 1/√(1 + text_noise²), 0.89 at the default 0.5) — close to the frames of that object, not equal.
+
 Written as the field stores such data: one ``<video_id>.npy`` per video ([T, D] float32) in
-``DEST/features/`` and ``DEST/qa_{train,val,test}.csv`` (``video_id, qid, type, question,
-a0..a4, answer``), disjoint videos per split.
+``DEST/features/``, ``DEST/qa_{train,val,test}.csv`` (``video_id, qid, type, question,
+a0..a4, answer``), disjoint videos per split, and one ``<qid>.npy`` per question ([5, D]
+float32, the options' text vectors in a0..a4 order) in ``DEST/answer_features/``.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ class VideoQASpec:
     noise: float = 0.5
     amplitude: float = 2.0
     duration: tuple[int, int] = (2, 4)
+    text_noise: float = 0.5
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +83,17 @@ def prototypes(spec: VideoQASpec) -> dict[str, np.ndarray]:
     vecs = rng.standard_normal((len(OBJECTS) + len(CUES), spec.feature_dim))
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     return dict(zip(OBJECTS + CUES, vecs, strict=True))
+
+
+def text_vectors(spec: VideoQASpec, protos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each object's answer feature [D]: amplitude · normalise(p_k + text_noise · g_k)."""
+    rng = np.random.default_rng([spec.seed, 2])
+    out = {}
+    for name in OBJECTS:
+        g = rng.standard_normal(spec.feature_dim)
+        v = protos[name] + spec.text_noise * g / np.linalg.norm(g)
+        out[name] = (spec.amplitude * v / np.linalg.norm(v)).astype(np.float32)
+    return out
 
 
 def _spread_times(rng, n: int, length: int, gap: int, margin: int) -> np.ndarray:
@@ -136,11 +154,15 @@ def make_video(spec: VideoQASpec, index: int, protos: dict[str, np.ndarray]):
 
 
 def write_synthetic_videoqa(dest, spec: VideoQASpec) -> dict[str, Path]:
-    """Write features and QA tables under ``dest``; returns {"features": dir, split: csv}."""
+    """Write features, QA tables and answer features under ``dest``; returns {"features": dir,
+    "answer_features": dir, split: csv}."""
     dest = Path(dest)
-    (dest / "features").mkdir(parents=True, exist_ok=True)
+    for sub in ("features", "answer_features"):
+        (dest / sub).mkdir(parents=True, exist_ok=True)
     protos = prototypes(spec)
-    out: dict[str, Path] = {"features": dest / "features"}
+    texts = text_vectors(spec, protos)
+    out: dict[str, Path] = {"features": dest / "features",
+                            "answer_features": dest / "answer_features"}
     index = 0
     for split, n in (("train", spec.n_train), ("val", spec.n_val), ("test", spec.n_test)):
         rows = []
@@ -149,6 +171,8 @@ def write_synthetic_videoqa(dest, spec: VideoQASpec) -> dict[str, Path]:
             x, qs = make_video(spec, index, protos)
             np.save(dest / "features" / f"{vid}.npy", x)
             for kind, opts, ans in qs:
+                np.save(dest / "answer_features" / f"{vid}_{kind}.npy",
+                        np.stack([texts[o] for o in opts]))
                 rows.append({"video_id": vid, "qid": f"{vid}_{kind}", "type": kind,
                              "question": QUESTION_TYPES[kind],
                              **{f"a{k}": o for k, o in enumerate(opts)}, "answer": ans})

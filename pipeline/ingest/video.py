@@ -11,7 +11,11 @@ Inputs, as the field stores them:
       - a Zarr group (v2 or v3, a directory ending ``.zarr``) with one array per video id;
   * QA tables per split (``train`` required, ``val`` / ``test`` optional), CSV or JSON (a list
     of objects), with fields ``video_id, qid, question, a0..a4, answer`` (the index 0..4 of
-    the right option) and an optional ``type`` (question type; absent or empty → "all").
+    the right option) and an optional ``type`` (question type; absent or empty → "all");
+  * optionally (``answer_features``) precomputed answer features: one ``[5, D]`` float array
+    per qid (its key / file stem), a vector per option a0..a4 in the frame features' space
+    (say CLIP text beside CLIP frames), so D is the frames' width; in the same four layouts.
+    A qid names a question: one in several splits uses the same array.
 
 Only videos that at least one QA row names are packed. The prepared directory holds
 
@@ -20,18 +24,20 @@ Only videos that at least one QA row names are packed. The prepared directory ho
                                     in sorted video-id order: N = Σ T_i
       offsets   [n_videos + 1] int64    video i is features[offsets[i]:offsets[i + 1]]
       attrs: format, video_ids (same order), feature_dim, frames (resample count or null),
-             chunk_frames, source (the features path)
+             chunk_frames, source (the features path), answer_features (its path, or null)
       qa_<split>/                   one subgroup per split given
         video_index [Nq] int32      index into video_ids
         question    [Nq, Lq] int32  token ids, 0 = padding
         answers     [Nq, 5, La] int32
         answer      [Nq] int8       index of the right option
         type        [Nq] int8       index into attrs["types"]
+        answer_features [Nq, 5, D] float16   only with answer_features
         attrs: qids (in row order), types (type names; the same list in every split, the
                sorted union over splits, so a code means one type everywhere)
     qa_<split>.csv                  the validated table, normalised: columns
                                     video_id,qid,type,question,a0..a4,answer; cells stripped
-    vocab.json                      the tokenizer (below)
+    vocab.json                      the tokenizer (below); "answers" says whether options
+                                    also have precomputed features (tokens are kept either way)
     skipped.json                    only with skip_bad: what was left out, and why
 
 It is published atomically (`pipeline.ingest.weather.atomic_directory`): nothing appears at
@@ -54,12 +60,12 @@ chunks. No chunk has two writers, so the result is byte-for-byte the serial one.
 fork-safe: threads only.
 
 Text, with nothing downloaded: a word-level tokenizer trained at ingest on the train split's
-questions and options (not precomputed text embeddings). Text is lowercased and split by
-``[a-z0-9]+|[^\\sa-z0-9]`` (runs of letters/digits, and each other non-space character on its
-own). The vocabulary is sorted by (-count, word), so it does not depend on row order or hashing;
-id 0 = ``<pad>``, 1 = ``<unk>`` (any word not in it), then the words. Questions are padded or
-truncated to Lq = the longest train question (at most ``max_words``), options to La = the
-longest train option (at most 8).
+questions and options (answer features, when given, are stored beside the tokens, not instead
+of them). Text is lowercased and split by ``[a-z0-9]+|[^\\sa-z0-9]`` (runs of letters/digits,
+and each other non-space character on its own). The vocabulary is sorted by (-count, word), so
+it does not depend on row order or hashing; id 0 = ``<pad>``, 1 = ``<unk>`` (any word not in
+it), then the words. Questions are padded or truncated to Lq = the longest train question (at
+most ``max_words``), options to La = the longest train option (at most 8).
 
 Bad input raises `pipeline.errors.DataError` naming the file, the field and what was expected:
 a table that is unreadable, empty or lacks a required column (always); and per row: an unsafe
@@ -67,9 +73,11 @@ video id (it must match ``[A-Za-z0-9][A-Za-z0-9_.-]*`` without ``..``, checked b
 used anywhere), a video not in the features source, an empty qid or question, an empty option,
 an answer that is not an integer 0..4, a qid repeated within the split; per video: unreadable,
 not a 2-D float array, no frames, a width other than the other videos' (the most common one),
-values not finite in float16 (NaN, inf, or beyond ±65504). With ``skip_bad`` the offending
-video or row is left out instead and listed in skipped.json (rows of a skipped video too);
-nothing is dropped silently.
+values not finite in float16 (NaN, inf, or beyond ±65504); per row, with answer_features: an
+unsafe qid (the video-id rule, checked before the qid names a file), a qid with no array in the
+source, an array that is unreadable, not 2-D float, not [5, D] or not finite in float16. With
+``skip_bad`` the offending video or row is left out instead and listed in skipped.json (rows of
+a skipped video too); nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -114,13 +122,16 @@ LAYOUTS = "a directory of .npy or .npz files, an .h5/.hdf5 file or a .zarr group
 
 @dataclass(frozen=True)
 class FeatureSource:
-    """Where the per-video features live: ``layout`` is 'npy', 'npz', 'hdf5' or 'zarr'."""
+    """Where the per-video (or per-qid) arrays live: ``layout`` is 'npy', 'npz', 'hdf5' or
+    'zarr'; ``field`` is the argument it came from, for messages."""
 
     path: Path
     layout: str
+    field: str = "features"
 
     def file(self, video_id: str) -> str:
-        """The file (or HDF5 dataset / Zarr array) holding ``video_id``, for messages."""
+        """The file (or HDF5 dataset / Zarr array) holding ``video_id`` (or a qid), for
+        messages."""
         if self.layout in ("npy", "npz"):
             return os.fspath(self.path / f"{video_id}.{self.layout}")
         if self.layout == "hdf5":
@@ -128,27 +139,28 @@ class FeatureSource:
         return os.fspath(self.path / video_id)
 
 
-def open_features(features) -> FeatureSource:
-    """The layout of the features source at ``features``, from what is on disk; DataError if it
-    is none of the four."""
+def open_features(features, field: str = "features") -> FeatureSource:
+    """The layout of the source at ``features`` (the argument ``field``), from what is on disk;
+    DataError if it is none of the four."""
     path = Path(features)
     if not path.exists():
-        raise DataError(path, "features", LAYOUTS, "nothing there")
+        raise DataError(path, field, LAYOUTS, "nothing there")
     if path.is_dir():
         if path.suffix == ".zarr" or (path / "zarr.json").exists() or (path / ".zgroup").exists():
-            return FeatureSource(path, "zarr")
+            return FeatureSource(path, "zarr", field)
         kinds = {p.suffix for p in path.iterdir() if p.suffix in (".npy", ".npz")}
         if len(kinds) == 1:
-            return FeatureSource(path, kinds.pop()[1:])
+            return FeatureSource(path, kinds.pop()[1:], field)
         found = "both .npy and .npz files" if kinds else "a directory without .npy or .npz files"
-        raise DataError(path, "features", f"one layout: {LAYOUTS}", found)
+        raise DataError(path, field, f"one layout: {LAYOUTS}", found)
     if path.suffix.lower() in (".h5", ".hdf5"):
-        return FeatureSource(path, "hdf5")
-    raise DataError(path, "features", LAYOUTS, f"a file named {path.name}")
+        return FeatureSource(path, "hdf5", field)
+    raise DataError(path, field, LAYOUTS, f"a file named {path.name}")
 
 
 def list_videos(source: FeatureSource) -> set[str]:
-    """The video ids the source holds (file stems, HDF5 root datasets, Zarr root arrays)."""
+    """The names (video ids, or qids) the source holds: file stems, HDF5 root datasets, Zarr
+    root arrays."""
     try:
         if source.layout in ("npy", "npz"):
             suffix = f".{source.layout}"
@@ -159,7 +171,7 @@ def list_videos(source: FeatureSource) -> set[str]:
                 return {name for name, obj in f.items() if isinstance(obj, h5py.Dataset)}
         return set(zarr.open_group(os.fspath(source.path), mode="r").array_keys())
     except (OSError, ValueError, KeyError) as exc:
-        raise DataError(source.path, "features", f"a readable {source.layout} source",
+        raise DataError(source.path, source.field, f"a readable {source.layout} source",
                         repr(exc)) from exc
 
 
@@ -194,7 +206,7 @@ class VideoReader:
             with np.load(source.file(video_id)) as npz:
                 names = list(npz.keys())
                 if "features" not in names and len(names) != 1:
-                    raise DataError(source.file(video_id), "features",
+                    raise DataError(source.file(video_id), source.field,
                                     "an array named 'features' or exactly one array",
                                     f"arrays {names}")
                 return npz["features" if "features" in names else names[0]]
@@ -245,9 +257,10 @@ def inspect_video(source: FeatureSource, video_id: str) -> VideoShape | DataErro
         return DataError(file, "features", "a readable [T, D] array", repr(exc))
 
 
-def first_nonfinite(array, file: str) -> DataError | None:
-    """A DataError naming the first frame that is not finite once stored as float16, else None.
-    Streams CHECK_ROWS frames at a time, so a long video is never held whole."""
+def first_nonfinite(array, file: str, field: str = "features",
+                    unit: str = "frame") -> DataError | None:
+    """A DataError naming the first row (a ``unit``) that is not finite once stored as float16,
+    else None. Streams CHECK_ROWS rows at a time, so a long video is never held whole."""
     for start in range(0, array.shape[0], CHECK_ROWS):
         block = np.asarray(array[start:start + CHECK_ROWS])  # [b, D]
         with np.errstate(over="ignore"):
@@ -257,9 +270,9 @@ def first_nonfinite(array, file: str) -> DataError | None:
             value = float(block[t, d])
             what = (f"{value}" if not np.isfinite(value)
                     else f"{value:g} (beyond float16's ±{FLOAT16_MAX:g})")
-            return DataError(file, "features",
+            return DataError(file, field,
                              f"finite values within float16 range (|x| <= {FLOAT16_MAX:g})",
-                             f"{what} at frame {start + t}, column {d}")
+                             f"{what} at {unit} {start + t}, column {d}")
     return None
 
 
@@ -595,9 +608,62 @@ def drop_skipped_videos(tables: dict[str, list[QARow]], good: dict, skipped: Ski
         tables[split] = [row for row in rows if row.video_id in good]
 
 
+def read_answer_features(reader: VideoReader, qid: str, width: int) -> np.ndarray | DataError:
+    """``qid``'s [5, width] answer vectors as float16 after checking them (2-D, float, that
+    shape, finite in float16); the DataError is returned, as by `inspect_video`."""
+    file, field_name = reader.source.file(qid), reader.source.field
+    try:
+        array = reader.array(qid)
+        if len(array.shape) != 2 or not np.issubdtype(array.dtype, np.floating):
+            return DataError(file, field_name, "a 2-D float array",
+                             f"shape {tuple(array.shape)}, dtype {array.dtype}")
+        if tuple(array.shape) != (N_OPTIONS, width):
+            return DataError(file, field_name, f"shape ({N_OPTIONS}, {width}): one vector per "
+                             f"option a0..a4, as wide as the frame features",
+                             f"shape {tuple(array.shape)}")
+        values = np.asarray(array[...])
+        return (first_nonfinite(values, file, field_name, "option")
+                or values.astype(np.float16))
+    except DataError as exc:
+        return exc
+    except (OSError, ValueError, KeyError) as exc:
+        return DataError(file, field_name, f"a readable [{N_OPTIONS}, D] array", repr(exc))
+
+
+def checked_answer_features(source: FeatureSource, tables: dict[str, list[QARow]],
+                            qa: dict, width: int, skipped: Skipped) -> dict[str, np.ndarray]:
+    """qid → [5, D] float16 answer vectors for every kept row; rows whose qid is unsafe, absent
+    from ``source`` or whose array is bad are raised or (skip_bad) left out and reported. A qid
+    names a question, so one in several splits is read once and shared."""
+    known = list_videos(source)
+    vectors: dict[str, np.ndarray | DataError] = {}
+    # One reader, no Dask tasks: each array is a few KB, so a task would cost more than its read.
+    with VideoReader(source) as reader:
+        for split, rows in tables.items():
+            table, kept = Path(qa[split]), []
+            for row in rows:
+                if not is_safe_video_id(row.qid):  # before the qid goes anywhere near a path
+                    result = DataError(table, "qid", SAFE_VIDEO_ID_RULE,
+                                       f"row {row.row}: {row.qid!r}")
+                elif row.qid not in known:
+                    result = DataError(table, "qid", "an array in the answer features source "
+                                       f"{source.path}", f"row {row.row}: {row.qid!r}")
+                else:
+                    if row.qid not in vectors:
+                        vectors[row.qid] = read_answer_features(reader, row.qid, width)
+                    result = vectors[row.qid]
+                if isinstance(result, DataError):
+                    skipped.row(split, row.row, row.qid, result)
+                else:
+                    kept.append(row)
+            tables[split] = kept
+    return {qid: v for qid, v in vectors.items() if not isinstance(v, DataError)}
+
+
 def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | None = None,
                   chunk_frames: int = 1024, partitions: int | None = None,
-                  skip_bad: bool = False, max_words: int = 32, overwrite: bool = False) -> dict:
+                  skip_bad: bool = False, max_words: int = 32, overwrite: bool = False,
+                  answer_features=None) -> dict:
     """Check, pack and tokenize a video-QA dataset into the prepared directory ``dest``.
 
     features: the frame-feature source (.npy / .npz directory, .h5 file or .zarr group).
@@ -607,6 +673,8 @@ def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | No
     ``features``. partitions: Dask tasks writing ``features`` (default min(chunks, 4 × CPUs)).
     skip_bad: leave out bad videos and rows, listed in skipped.json, instead of raising.
     max_words: cap on the question length Lq in tokens.
+    answer_features: optional source (same four layouts) of one [5, D] array per qid, the
+    options' vectors in the frame features' space; stored as qa_<split>/answer_features.
 
     Returns a summary {dest, videos, frames_total, feature_dim, questions {split: n}, skipped
     {videos, rows}, seconds}. Nothing is left at ``dest`` on failure; FileExistsError if it
@@ -618,12 +686,17 @@ def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | No
     refuse_existing(dest, overwrite)  # before any reading: atomic_directory checks again
     source = open_features(features)
     known = list_videos(source)
+    answer_path = None if answer_features is None else os.fspath(answer_features)
+    answer_source = None if answer_path is None else open_features(answer_path, "answer_features")
     skipped = Skipped(skip_bad)
     tables = {split: read_split(split, Path(qa[split]), known, source.path, skipped)
               for split in SPLITS if split in qa}
     good = checked_videos(source, sorted({r.video_id for rows in tables.values() for r in rows}),
                           skipped)
     drop_skipped_videos(tables, good, skipped)
+    width = common_width(list(good.values())) if good else 0  # every good video has it
+    vectors = (None if answer_source is None
+               else checked_answer_features(answer_source, tables, qa, width, skipped))
     if not tables["train"]:
         raise DataError(qa["train"], "rows", "at least one usable train QA row",
                         f"none ({len(skipped.rows)} skipped)")
@@ -632,7 +705,6 @@ def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | No
     source_frames = np.array([good[v].frames for v in video_ids], np.int64)
     plan = PackPlan(tuple(video_ids), source_frames, video_offsets(source_frames, frames),
                     frames, chunk_frames)
-    width = good[video_ids[0]].width
     train = tables["train"]
     vocab = build_vocab(text for r in train for text in (r.question, *r.options))
     lq = min(max_words, max(len(tokenize(r.question)) for r in train))
@@ -650,7 +722,8 @@ def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | No
                                attributes={"format": FORMAT, "video_ids": video_ids,
                                            "feature_dim": width, "frames": frames,
                                            "chunk_frames": chunk_frames,
-                                           "source": os.fspath(features)})
+                                           "source": os.fspath(features),
+                                           "answer_features": answer_path})
         packed = root.create_array("features", shape=(int(plan.offsets[-1]), width),
                                    chunks=(chunk_frames, width), dtype="float16", fill_value=0.0,
                                    dimension_names=("frame", "feature"))
@@ -660,15 +733,21 @@ def prepare_video(features, qa: dict[str, str | Path], dest, *, frames: int | No
         for split, rows in tables.items():
             group = root.create_group(f"qa_{split}", attributes={
                 "qids": [r.qid for r in rows], "types": types})
-            for name, values in encode_split(rows, video_index, type_codes, vocab_index, lq,
-                                             la).items():
+            arrays = encode_split(rows, video_index, type_codes, vocab_index, lq, la)
+            if vectors is not None:  # [Nq, 5, D]; the reshape keeps an empty split's shape
+                stacked = np.array([vectors[r.qid] for r in rows], np.float16)
+                arrays["answer_features"] = stacked.reshape(len(rows), N_OPTIONS, width)
+            for name, values in arrays.items():
                 group.create_array(name, data=values)
             write_table_csv(tmp / f"qa_{split}.csv", rows)
         write_json(tmp / "vocab.json", {
             "tokenizer": "word-level, trained at ingest on the train split's questions and "
                          "options (pipeline.ingest.video)",
             "lowercase": True, "pattern": WORD_PATTERN, "pad": 0, "unk": 1,
-            "question_length": lq, "answer_length": la, "words": vocab})
+            "question_length": lq, "answer_length": la, "words": vocab,
+            "answers": "word tokens only" if answer_path is None
+            else f"precomputed answer features [{N_OPTIONS}, {width}] per question from "
+                 f"{answer_path}, plus word tokens"})
         if skip_bad:
             write_json(tmp / "skipped.json", skipped.report())
     return {"dest": os.fspath(dest), "videos": len(video_ids),
@@ -688,11 +767,13 @@ class PreparedVideo:
     offsets: np.ndarray  # [n_videos + 1] int64
     video_ids: list[str]
     feature_dim: int
-    qa: dict[str, dict[str, np.ndarray]]  # split → video_index, question, answers, answer, type
+    # split → video_index, question, answers, answer, type (+ answer_features [Nq, 5, D] float16)
+    qa: dict[str, dict[str, np.ndarray]]
     types: dict[str, list[str]]  # split → type names (index = the int8 code)
     vocab: list[str]  # index = token id
     qids: dict[str, list[str]]  # split → qid of each row
     frames: int | None  # the resample count, or None
+    answer_features: bool = False  # qa[split]["answer_features"] is there
 
     def video(self, i: int) -> np.ndarray:
         """Video i's frames, [T_i, D] float32."""
@@ -727,4 +808,6 @@ def open_prepared_video(path) -> PreparedVideo:
         vocab=list(json.loads(vocab_file.read_text(encoding="utf-8"))["words"]),
         qids={split: list(group.attrs["qids"]) for split, group in groups.items()},
         frames=attrs.get("frames"),
+        # .get: stores written before answer features have no such attr
+        answer_features=attrs.get("answer_features") is not None,
     )

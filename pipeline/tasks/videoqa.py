@@ -1,7 +1,9 @@
 """Long-form video QA (GSMT) on the one training loop.
 
 A sample is one question: the video's frames [T, D] (float16 in the store, float32 here), the
-question's word ids [Q], the five answers' word ids [5, La], the answer index and its type. A
+question's word ids [Q], the five answers' word ids [5, La] and, when the store has them, their
+precomputed features [5, D] (the model then encodes the options from those), the answer index
+and its type. A
 batch pads frames to its longest video (``lengths`` says how many are real; every model masks
 the rest). Loss: cross-entropy over the five answers, plus ``c3_weight · L_C3``
 (models/videoqa/c3.py) when ``video.model.c3`` is on and the slot model exposes its attention.
@@ -51,7 +53,9 @@ class VideoQADataset(Dataset):
         return {"frames": torch.from_numpy(self.video(int(qa["video_index"][i]))),
                 "question": torch.from_numpy(qa["question"][i].astype(np.int64)),
                 "answers": torch.from_numpy(qa["answers"][i].astype(np.int64)),
-                "answer": int(qa["answer"][i]), "type": int(qa["type"][i]), "id": i}
+                "answer": int(qa["answer"][i]), "type": int(qa["type"][i]), "id": i,
+                **({"answer_features": torch.from_numpy(qa["answer_features"][i].astype(
+                    np.float32))} if "answer_features" in qa else {})}
 
 
 def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
@@ -64,7 +68,9 @@ def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
             "answers": torch.stack([s["answers"] for s in samples]),
             "answer": torch.tensor([s["answer"] for s in samples]),
             "type": torch.tensor([s["type"] for s in samples]),
-            "id": torch.tensor([s["id"] for s in samples])}
+            "id": torch.tensor([s["id"] for s in samples]),
+            **({"answer_features": torch.stack([s["answer_features"] for s in samples])}
+               if "answer_features" in samples[0] else {})}
 
 
 class VideoQATask:
@@ -103,8 +109,10 @@ class VideoQATask:
         pass
 
     def forward(self, model, batch, device) -> dict[str, torch.Tensor]:
+        features = batch.get("answer_features")
         return model(batch["frames"].to(device), batch["lengths"].to(device),
-                     batch["question"].to(device), batch["answers"].to(device))
+                     batch["question"].to(device), batch["answers"].to(device),
+                     None if features is None else features.to(device))
 
     def loss(self, model, batch, device):
         label = batch["answer"].to(device)

@@ -159,8 +159,9 @@ def test_kl_rows_by_hand():
         == [[[0.5, 0.0, 0.5]]]
 
 
+@pytest.mark.parametrize("features", [False, True])
 @pytest.mark.parametrize("slot", ["ssl", "attention", "conv", "meanpool"])
-def test_models_score_five_answers_and_ignore_padding(slot):
+def test_models_score_five_answers_and_ignore_padding(slot, features):
     torch.manual_seed(7)
     cfg = VideoQAConfig(feature_dim=12, vocab_size=30, slot=slot, d_model=16, hidden=16,
                         ssm_modes=8, heads=2, fusion_heads=2, video_tokens=4, conv_kernel=3)
@@ -169,7 +170,8 @@ def test_models_score_five_answers_and_ignore_padding(slot):
     lengths = torch.tensor([50, 33])
     q = torch.tensor([[3, 4, 5, 0], [6, 7, 0, 0]])
     a = torch.randint(1, 30, (2, 5, 2))
-    out = model(frames, lengths, q, a)
+    af = torch.randn(2, 5, 12) if features else None
+    out = model(frames, lengths, q, a, af)
     assert out["logits"].shape == (2, 5)
     if slot != "meanpool":  # what C³ needs: fused tokens and row-normalised attention blocks
         assert out["g_vv"].shape == (2, 4, 4) and out["g_ww"].shape == (2, 4, 4)
@@ -178,6 +180,45 @@ def test_models_score_five_answers_and_ignore_padding(slot):
                        out["word_mask"]) >= 0
     noisy = frames.clone()
     noisy[1, 33:] = 1e3
-    torch.testing.assert_close(model(noisy, lengths, q, a)["logits"], out["logits"])
-    alone = model(frames[1:, :33], lengths[1:], q[1:, :2], a[1:])["logits"]
+    torch.testing.assert_close(model(noisy, lengths, q, a, af)["logits"], out["logits"])
+    alone = model(frames[1:, :33], lengths[1:], q[1:, :2], a[1:],
+                  None if af is None else af[1:])["logits"]
     torch.testing.assert_close(alone, out["logits"][1:], rtol=1e-4, atol=1e-5)
+    # options carry no position: permuting them permutes the scores
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    permuted = model(frames, lengths, q, a[:, perm], None if af is None else af[:, perm])
+    torch.testing.assert_close(permuted["logits"], out["logits"][:, perm], rtol=1e-4,
+                               atol=1e-5)
+    if features:  # the options come from their features, not their words
+        other = model(frames, lengths, q, torch.randint(1, 30, (2, 5, 2)), af)["logits"]
+        torch.testing.assert_close(other, out["logits"])
+
+
+def test_grounding_pools_the_video_tokens_where_an_option_content_appears():
+    torch.manual_seed(3)
+    cfg = VideoQAConfig(feature_dim=8, vocab_size=10, d_model=16, hidden=16, ssm_modes=4,
+                        heads=2, fusion_heads=2, video_tokens=3)
+    model = build_videoqa_model(cfg).eval()
+    content = torch.randn(1, 3, 16)
+    video = torch.tensor([[[1.0] * 16, [2.0] * 16, [3.0] * 16]])
+    valid = torch.tensor([[True, True, True]])
+    # an option equal to token 1's content (up to scale), β large: it reads token 1's V
+    with torch.no_grad():
+        model.ground_beta.fill_(100.0)
+        read = model.ground(2.5 * content[:, 1:2], content, video, valid)
+    torch.testing.assert_close(read, video[:, 1:2])
+    # by hand at β = 1 for a second option: α = softmax_p(⟨n(e), n(C_p)⟩ / √d)
+    e = torch.randn(1, 1, 16)
+    with torch.no_grad():
+        model.ground_beta.fill_(1.0)
+        read = model.ground(e, content, video, valid)
+    n = lambda x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False,
+                                                                   keepdim=True) + 1e-5)
+    alpha = torch.softmax((n(e) * n(content)).sum(-1) / 4.0, -1)  # √16 = 4
+    torch.testing.assert_close(read[0, 0, 0], (alpha * torch.tensor([1.0, 2.0, 3.0])).sum())
+    # a padded token is never read, however well it matches
+    video[0, 1] = 1e6
+    with torch.no_grad():
+        masked = model.ground(2.5 * content[:, 1:2], content, video,
+                              torch.tensor([[True, False, True]]))
+    assert 1.0 <= masked.min() and masked.max() <= 3.0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from pathlib import Path
 
 import h5py
@@ -326,10 +327,10 @@ def small(tmp_path):
 
 
 def expect_data_error(tmp_path, videos, rows, *parts, suffix=".csv", skip_bad=False,
-                      layout="npy") -> DataError:
+                      layout="npy", **options) -> DataError:
     source, tables = small_case(tmp_path, videos, rows, layout, suffix)
     with pytest.raises(DataError) as info:
-        prepare_video(source, tables, tmp_path / "out", skip_bad=skip_bad)
+        prepare_video(source, tables, tmp_path / "out", skip_bad=skip_bad, **options)
     for part in parts:
         assert part in str(info.value), (part, str(info.value))
     assert not (tmp_path / "out").exists()
@@ -541,3 +542,171 @@ def test_open_prepared_video_refuses_other_directories(tmp_path, dataset):
     for path in (tmp_path, tmp_path / "missing", sources["zarr"].parent):
         with pytest.raises(DataError, match="prepare_video"):
             open_prepared_video(path)
+
+
+# ---- precomputed answer features -----------------------------------------------------------
+
+def answer_vectors(rows: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded [5, D] answer features per qid, float64 so that storing them rounds."""
+    rng = np.random.default_rng(seed)
+    return {row["qid"]: rng.standard_normal((5, D)) for row in rows}
+
+
+def table_records(path: Path) -> list[dict]:
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("layout", ["npy", "hdf5"])
+def test_answer_features_round_trip_in_every_split(dataset, prepared, tmp_path, layout):
+    _, sources, tables = dataset
+    reference = prepared[2]
+    records = {split: table_records(path) for split, path in tables.items()}
+    random.Random(3).shuffle(records["train"])  # stored order must follow the table's
+    tables = {**tables, "train": write_table(tmp_path / "train.csv", records["train"])}
+    answers = answer_vectors([row for rows in records.values() for row in rows])
+    answer_source = write_features(answers, tmp_path / "answers", layout)
+    prepare_video(sources["npy"], tables, tmp_path / "out", chunk_frames=64,
+                  answer_features=answer_source)
+    store = open_prepared_video(tmp_path / "out")
+    assert store.answer_features is True
+    for split, rows in records.items():
+        qa = store.qa[split]
+        assert store.qids[split] == [row["qid"] for row in rows]
+        stored = qa["answer_features"]
+        assert stored.dtype == np.float16 and stored.shape == (len(rows), 5, D)
+        expected = np.stack([answers[row["qid"]].astype(np.float16) for row in rows])
+        assert np.array_equal(stored, expected), split
+        # The options' word tokens are still there, row for row.
+        index = {qid: i for i, qid in enumerate(reference.qids[split])}
+        picked = [index[row["qid"]] for row in rows]
+        assert np.array_equal(qa["answers"], reference.qa[split]["answers"][picked]), split
+    attrs = zarr.open_group(str(tmp_path / "out" / "video.zarr"), mode="r").attrs
+    assert attrs["answer_features"] == str(answer_source)
+    vocab = json.loads((tmp_path / "out" / "vocab.json").read_text())
+    assert vocab["answers"] == (f"precomputed answer features [5, {D}] per question from "
+                                f"{answer_source}, plus word tokens")
+    assert vocab["words"] == reference.vocab
+
+
+def test_a_store_without_answer_features_opens_without_them(prepared, tmp_path):
+    dest, _, store = prepared
+    assert store.answer_features is False
+    assert [split for split, qa in store.qa.items() if "answer_features" in qa] == []
+    assert json.loads((dest / "vocab.json").read_text())["answers"] == "word tokens only"
+    # A store written before answer features existed has no such attr at all.
+    shutil.copytree(dest, tmp_path / "old")
+    meta = tmp_path / "old" / "video.zarr" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    assert doc["attributes"].pop("answer_features") is None
+    meta.write_text(json.dumps(doc))
+    old = open_prepared_video(tmp_path / "old")
+    assert old.answer_features is False and old.qids == store.qids
+    assert sorted(old.qa["train"]) == ["answer", "answers", "question", "type", "video_index"]
+
+
+def test_answer_features_missing_for_a_qid(tmp_path, small):
+    videos, rows = small
+    answers = answer_vectors(rows)
+    del answers[rows[3]["qid"]]
+    source = write_features(answers, tmp_path / "answers", "npy")
+    err = expect_data_error(tmp_path, videos, rows, "train.csv", "row 4", repr(rows[3]["qid"]),
+                            f"answer features source {source}", answer_features=source)
+    assert err.field == "qid"
+
+
+@pytest.mark.parametrize("qid", ["../x", "../../x", ".hidden", "a/b", "a..b", "q 1"])
+def test_unsafe_qids_are_refused_before_any_path_use(tmp_path, small, qid):
+    videos, rows = small
+    source = write_features(answer_vectors(rows), tmp_path / "answers", "npy")
+    for decoy in (tmp_path / "answers" / "x.npy", tmp_path / "x.npy"):  # where '..' would lead
+        np.save(decoy, np.ones((5, D)))
+    rows[4]["qid"] = qid
+    err = expect_data_error(tmp_path, videos, rows, "train.csv", "row 5", repr(qid),
+                            "safe file name", answer_features=source)
+    assert err.field == "qid"
+    # Without answer features a qid names no file, so the same table is fine.
+    prepare_video(tmp_path / "src" / "npy", {"train": tmp_path / "train.csv"}, tmp_path / "ok")
+    assert open_prepared_video(tmp_path / "ok").qids["train"][4] == qid
+
+
+@pytest.mark.parametrize("bad", [np.ones((5, D, 1)), np.ones(5 * D), np.ones((5, D), np.int64)],
+                         ids=["3-D", "1-D", "int64"])
+def test_answer_features_not_a_2d_float_array(tmp_path, small, bad):
+    videos, rows = small
+    qid = rows[1]["qid"]
+    answers = answer_vectors(rows)
+    answers[qid] = bad
+    source = write_features(answers, tmp_path / "answers", "npy")
+    err = expect_data_error(tmp_path, videos, rows, f"{qid}.npy", "'answer_features'",
+                            "a 2-D float array", f"dtype {bad.dtype}", answer_features=source)
+    assert err.field == "answer_features" and err.path == str(source / f"{qid}.npy")
+
+
+@pytest.mark.parametrize("shape", [(4, D), (5, D - 1), (D, 5)])
+def test_answer_features_must_be_5_by_the_frame_width(tmp_path, small, shape):
+    videos, rows = small
+    qid = rows[2]["qid"]
+    answers = answer_vectors(rows)
+    answers[qid] = np.ones(shape, np.float32)
+    source = write_features(answers, tmp_path / "answers", "npy")
+    err = expect_data_error(tmp_path, videos, rows, f"{qid}.npy", f"shape (5, {D})",
+                            answer_features=source)
+    assert err.field == "answer_features" and err.found == f"shape {shape}"
+
+
+@pytest.mark.parametrize("value,shown", [(np.nan, "nan"), (np.inf, "inf"),
+                                         (-1e6, "beyond float16")])
+@pytest.mark.parametrize("layout", ["npy", "hdf5"])
+def test_non_finite_answer_features_name_the_file(tmp_path, small, value, shown, layout):
+    videos, rows = small
+    qid = rows[5]["qid"]
+    answers = answer_vectors(rows)
+    answers[qid][2, 5] = value
+    source = write_features(answers, tmp_path / "answers", layout)
+    err = expect_data_error(tmp_path, videos, rows, str(source), qid, shown,
+                            "option 2, column 5", answer_features=source)
+    assert err.field == "answer_features"
+
+
+def test_answer_features_source_must_be_a_layout(tmp_path, small):
+    err = expect_data_error(tmp_path, *small, "missing.h5", "nothing there",
+                            answer_features=tmp_path / "missing.h5")
+    assert err.field == "answer_features"
+
+
+def test_skip_bad_leaves_out_rows_with_bad_answer_features(tmp_path, small):
+    videos, rows = small
+    answers = answer_vectors(rows)
+    del answers[rows[0]["qid"]]
+    answers[rows[2]["qid"]] = answers[rows[2]["qid"]][:, :5]
+    answers[rows[3]["qid"]][1, 1] = np.inf
+    rows[5]["qid"] = "../x"
+    source, tables = small_case(tmp_path, videos, rows)
+    # A qid names a question: in val it is the train row's array, good or bad.
+    tables["val"] = write_table(tmp_path / "val.csv", [rows[2], rows[4]])
+    tables["test"] = write_table(tmp_path / "test.csv", [rows[0]])  # nothing left
+    answer_source = write_features(answers, tmp_path / "answers", "npy")
+    summary = prepare_video(source, tables, tmp_path / "out", skip_bad=True,
+                            answer_features=answer_source)
+    report = json.loads((tmp_path / "out" / "skipped.json").read_text())
+    reasons = {(r["split"], r["row"]): r["reason"] for r in report["rows"]}
+    assert sorted(reasons) == [("test", 1), ("train", 1), ("train", 3), ("train", 4),
+                               ("train", 6), ("val", 1)]
+    assert "train.csv" in reasons[("train", 1)] and "test.csv" in reasons[("test", 1)]
+    assert all("answer features source" in reasons[key] for key in [("train", 1), ("test", 1)])
+    assert f"expected shape (5, {D})" in reasons[("train", 3)]
+    assert "found shape (5, 5)" in reasons[("train", 3)]
+    assert reasons[("val", 1)] == reasons[("train", 3)]  # one array, one reason
+    assert "inf at option 1, column 1" in reasons[("train", 4)]
+    assert "safe file name" in reasons[("train", 6)]
+    assert report["videos"] == [] and summary["skipped"] == {"videos": 0, "rows": 6}
+    store = open_prepared_video(tmp_path / "out")
+    assert store.qids == {"train": [rows[1]["qid"], rows[4]["qid"]], "val": [rows[4]["qid"]],
+                          "test": []}
+    expected = np.stack([answers[qid].astype(np.float16) for qid in store.qids["train"]])
+    assert np.array_equal(store.qa["train"]["answer_features"], expected)
+    assert np.array_equal(store.qa["val"]["answer_features"], expected[1:])
+    assert store.qa["test"]["answer_features"].shape == (0, 5, D)

@@ -14,6 +14,7 @@ from pipeline.synthetic_video import (
     VideoQASpec,
     make_video,
     prototypes,
+    text_vectors,
     write_synthetic_videoqa,
 )
 
@@ -69,3 +70,25 @@ def test_answer_positions_are_uniform_and_the_source_is_deterministic(tmp_path):
     assert a.shape[1] == 32 and np.array_equal(a, b)
     test_rows = list(csv.DictReader(open(written["test"])))
     assert {r["video_id"] for r in test_rows}.isdisjoint({r["video_id"] for r in rows})
+
+
+def test_answer_features_are_each_option_text_vector_in_table_order(tmp_path):
+    spec = VideoQASpec(n_train=3, n_val=1, n_test=1, frames=(128, 160), text_noise=0.5, seed=5)
+    written = write_synthetic_videoqa(tmp_path, spec)
+    protos = prototypes(spec)
+    texts = text_vectors(spec, protos)
+    with open(written["train"], newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 12
+    for row in rows:
+        vectors = np.load(written["answer_features"] / f"{row['qid']}.npy")
+        assert vectors.shape == (5, spec.feature_dim) and vectors.dtype == np.float32
+        for k in range(5):
+            np.testing.assert_array_equal(vectors[k], texts[row[f"a{k}"]])
+    for name in OBJECTS:  # near its frames' prototype, not equal: cos = 1/√(1 + 0.5²) ± noise
+        v = texts[name]
+        assert np.isclose(np.linalg.norm(v), spec.amplitude, rtol=1e-5)
+        cos = v @ protos[name] / spec.amplitude
+        assert 0.8 < cos < 0.99
+        others = max(abs(v @ protos[o]) / spec.amplitude for o in OBJECTS if o != name)
+        assert others < cos

@@ -25,7 +25,7 @@ def prepared(tmp_path_factory):
     src = write_synthetic_videoqa(root / "src", VideoQASpec(n_train=12, n_val=4, n_test=6,
                                                             frames=(128, 200), feature_dim=8))
     prepare_video(src["features"], {k: src[k] for k in ("train", "val", "test")},
-                  root / "videoqa", chunk_frames=64)
+                  root / "videoqa", chunk_frames=64, answer_features=src["answer_features"])
     return root / "videoqa"
 
 
@@ -50,6 +50,10 @@ def test_batches_pad_ragged_videos_and_carry_their_lengths(prepared):
         video = task.prepared.video(int(task.prepared.qa["train"]["video_index"][i]))
         torch.testing.assert_close(batch["frames"][row, :n], torch.from_numpy(video))
         assert batch["frames"][row, n:].abs().sum() == 0
+    # the options' precomputed features ride along, row for row ([B, 5, D] float32)
+    stored = task.prepared.qa["train"]["answer_features"][list(range(0, 48, 4))]
+    assert batch["answer_features"].dtype == torch.float32
+    torch.testing.assert_close(batch["answer_features"], torch.from_numpy(stored).float())
 
 
 @pytest.mark.parametrize("slot,c3", [("ssl", True), ("conv", False), ("meanpool", False)])

@@ -29,6 +29,7 @@ from graphs.regions import in_boxes, refine_regions
 GRAPH_FORMAT = "sluice.graph/2"
 REGION_MODES = ("conforming", "oneforecast")
 _DECIMALS = 6
+_BOX = "(lat_min, lat_max, lon_min, lon_max)"
 
 
 def _canonical(values) -> tuple[float, ...]:
@@ -49,6 +50,10 @@ class GraphSpec:
     ``mesh_levels`` by ``region_mode`` (see ``graphs.regions``). ``max_neighbours`` caps the
     grid->mesh edges of each grid point at its nearest mesh nodes within the radius.
     ``mesh_orientation`` is the icosahedron's (see ``graphs.icosahedral.icosahedron``).
+
+    ``domain``, a box like those of ``regions``, makes the graph a limited-area one (see
+    ``graphs.regional``): every grid point must lie in it, and the mesh is cropped to the grid.
+    None (the default) is the whole sphere; such a spec's JSON has no ``domain`` key.
     """
 
     lat: tuple[float, ...]
@@ -60,6 +65,7 @@ class GraphSpec:
     region_mode: str = "conforming"
     max_neighbours: int | None = None
     mesh_orientation: str = "sluice"
+    domain: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         lat, lon = _canonical(self.lat), _canonical(self.lon)
@@ -77,11 +83,11 @@ class GraphSpec:
             raise ValueError(f"GraphSpec.radius_fraction must be > 0, got {self.radius_fraction}")
         regions = tuple(_canonical(box) for box in self.regions)
         for box in regions:
-            if len(box) != 4 or not -90.0 <= box[0] < box[1] <= 90.0:
-                raise ValueError(
-                    "GraphSpec.regions must hold (lat_min, lat_max, lon_min, lon_max) boxes "
-                    f"with -90 <= lat_min < lat_max <= 90, got {box}"
-                )
+            _check_box(box, f"GraphSpec.regions must hold {_BOX} boxes")
+        domain = None if self.domain is None else _canonical(self.domain)
+        if domain is not None:
+            _check_box(domain, f"GraphSpec.domain must be a {_BOX} box")
+            _check_grid_in_domain(lat, lon, domain)
         if int(self.region_levels) != self.region_levels or self.region_levels < 0:
             raise ValueError(
                 f"GraphSpec.region_levels must be an integer >= 0, got {self.region_levels}"
@@ -107,28 +113,67 @@ class GraphSpec:
         object.__setattr__(self, "mesh_levels", int(self.mesh_levels))
         object.__setattr__(self, "radius_fraction", _canonical([self.radius_fraction])[0])
         object.__setattr__(self, "regions", regions)
+        object.__setattr__(self, "domain", domain)
         object.__setattr__(self, "region_levels", int(self.region_levels))
         if self.max_neighbours is not None:
             object.__setattr__(self, "max_neighbours", int(self.max_neighbours))
 
     def to_json(self) -> str:
-        """Canonical JSON: sorted keys, no whitespace, floats rounded to 6 decimals."""
-        return json.dumps(
-            dataclasses.asdict(self)
-            | {
-                "lat": list(self.lat),
-                "lon": list(self.lon),
-                "regions": [list(box) for box in self.regions],
-            },
-            sort_keys=True,
-            separators=(",", ":"),
-        )
+        """Canonical JSON: sorted keys, no whitespace, floats rounded to 6 decimals.
+
+        ``domain`` is left out when None, so global specs keep the JSON, and the hash (the
+        cache key), they had before the field existed."""
+        fields = dataclasses.asdict(self) | {
+            "lat": list(self.lat),
+            "lon": list(self.lon),
+            "regions": [list(box) for box in self.regions],
+        }
+        if self.domain is None:
+            del fields["domain"]
+        else:
+            fields["domain"] = list(self.domain)
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, s: str) -> GraphSpec:
         fields = json.loads(s)
         fields["regions"] = tuple(tuple(box) for box in fields.get("regions", ()))
+        if fields.get("domain") is not None:
+            fields["domain"] = tuple(fields["domain"])
         return cls(**fields)
+
+
+def _check_box(box: tuple[float, ...], what: str) -> None:
+    if len(box) != 4 or not -90.0 <= box[0] < box[1] <= 90.0:
+        raise ValueError(f"{what} with -90 <= lat_min < lat_max <= 90, got {box}")
+
+
+# Degrees of slack in the domain test: decimal boundaries (e.g. 0.1) differ in the last bit
+# after the longitude arithmetic.
+_DOMAIN_SLACK = 1e-9
+
+
+def _check_grid_in_domain(
+    lat: tuple[float, ...], lon: tuple[float, ...], domain: tuple[float, ...]
+) -> None:
+    # The axes are tested on their own, so the message can name the coordinate at fault.
+    lat_min, lat_max, lon_min, lon_max = domain
+    for value in lat:
+        if not lat_min - _DOMAIN_SLACK <= value <= lat_max + _DOMAIN_SLACK:
+            raise ValueError(
+                f"GraphSpec.lat value {value} lies outside GraphSpec.domain {domain} "
+                f"(lat {lat_min}..{lat_max}); every grid point must lie in the domain"
+            )
+    span = lon_max - lon_min
+    width = 360.0 if span >= 360.0 else float(np.mod(span, 360.0))  # as regions.in_boxes
+    offset = np.mod(np.array(lon) - lon_min, 360.0)
+    inside = (offset <= width + _DOMAIN_SLACK) | (offset >= 360.0 - _DOMAIN_SLACK)
+    if not inside.all():
+        raise ValueError(
+            f"GraphSpec.lon value {lon[int(np.argmin(inside))]} lies outside "
+            f"GraphSpec.domain {domain} (lon {lon_min} eastward to {lon_max}); every grid "
+            "point must lie in the domain"
+        )
 
 
 def spec_hash(spec: GraphSpec) -> str:
@@ -194,14 +239,20 @@ def build_graph(spec: GraphSpec) -> HeteroData:
     - ``("mesh", "to", "grid")``: the 3 vertices of the finest mesh triangle holding each grid
       node.
 
+    With ``spec.domain`` set, the limited-area graph of ``graphs.regional.build_regional_graph``
+    (same types and attributes, mesh cropped to the grid, plus ``mesh.global_index``).
+
     Raises:
         ValueError: some mesh node receives, or some grid node sends, no grid -> mesh edge.
     """
-    grid_lat, grid_lon = grid_lat_lon(np.array(spec.lat), np.array(spec.lon))
+    if spec.domain is not None:
+        # Imported here because graphs.regional builds on this module (mesh, assembly).
+        from graphs.regional import build_regional_graph
+
+        return build_regional_graph(spec)
     grid_xyz = grid_lat_lon_to_xyz(np.array(spec.lat), np.array(spec.lon))
     mesh = build_mesh(spec)
     mesh_xyz = mesh["vertices"]
-    mesh_lat, mesh_lon = xyz_to_lat_lon(mesh_xyz)
 
     radius = spec.radius_fraction * mesh["radius"]
     g2m_grid, g2m_mesh = radius_query_indices(grid_xyz, mesh_xyz, radius, spec.max_neighbours)
@@ -222,9 +273,38 @@ def build_graph(spec: GraphSpec) -> HeteroData:
             f"GraphSpec.radius_fraction={spec.radius_fraction} is too small for "
             f"GraphSpec.mesh_levels={spec.mesh_levels}; use at least 0.6"
         )
-    m2m_senders, m2m_receivers = mesh["senders"], mesh["receivers"]
     m2g_grid, m2g_mesh = in_mesh_triangle_indices(grid_xyz, mesh_xyz, mesh["faces"])
+    return assemble_graph(
+        spec,
+        grid_xyz,
+        mesh_xyz,
+        mesh["level"],
+        g2m=(g2m_grid, g2m_mesh),
+        m2m=(mesh["senders"], mesh["receivers"]),
+        m2g=(m2g_mesh, m2g_grid),
+    )
 
+
+def assemble_graph(
+    spec: GraphSpec,
+    grid_xyz: np.ndarray,
+    mesh_xyz: np.ndarray,
+    mesh_level: np.ndarray,
+    g2m: tuple[np.ndarray, np.ndarray],
+    m2m: tuple[np.ndarray, np.ndarray],
+    m2g: tuple[np.ndarray, np.ndarray],
+) -> HeteroData:
+    """The HeteroData of ``build_graph`` from its nodes and edges.
+
+    Args:
+        spec: the graph's spec (grid coordinates, ``regions``, JSON and hash).
+        grid_xyz: [N, 3] float64 unit vectors, row-major over (``spec.lat``, ``spec.lon``).
+        mesh_xyz: [M, 3] float64 unit vectors.
+        mesh_level: [M] int64.
+        g2m, m2m, m2g: (senders, receivers) [E] int64 of each edge type, sorted by receiver.
+    """
+    grid_lat, grid_lon = grid_lat_lon(np.array(spec.lat), np.array(spec.lon))
+    mesh_lat, mesh_lon = xyz_to_lat_lon(mesh_xyz)
     data = HeteroData()
     for node_type, xyz, lat, lon in (
         ("grid", grid_xyz, grid_lat, grid_lon),
@@ -235,12 +315,12 @@ def build_graph(spec: GraphSpec) -> HeteroData:
         store.pos = torch.from_numpy(xyz.astype(np.float32))
         store.lat = torch.from_numpy(lat.astype(np.float32))
         store.lon = torch.from_numpy(lon.astype(np.float32))
-    data["mesh"].level = torch.from_numpy(mesh["level"])
+    data["mesh"].level = torch.from_numpy(mesh_level)
     data["mesh"].in_region = torch.from_numpy(in_boxes(mesh_lat, mesh_lon, spec.regions))
     for edge_type, stores in (
-        (("grid", "to", "mesh"), _edge_store(grid_xyz, mesh_xyz, g2m_grid, g2m_mesh)),
-        (("mesh", "to", "mesh"), _edge_store(mesh_xyz, mesh_xyz, m2m_senders, m2m_receivers)),
-        (("mesh", "to", "grid"), _edge_store(mesh_xyz, grid_xyz, m2g_mesh, m2g_grid)),
+        (("grid", "to", "mesh"), _edge_store(grid_xyz, mesh_xyz, *g2m)),
+        (("mesh", "to", "mesh"), _edge_store(mesh_xyz, mesh_xyz, *m2m)),
+        (("mesh", "to", "grid"), _edge_store(mesh_xyz, grid_xyz, *m2g)),
     ):
         for key, value in stores.items():
             data[edge_type][key] = value

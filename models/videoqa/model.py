@@ -124,12 +124,13 @@ def block_attention(weights: torch.Tensor, rows: slice, cols: slice) -> torch.Te
 
 
 class TextEncoder(nn.Module):
-    """Word embeddings shared by questions and answers (token 0 is padding)."""
+    """Word embeddings shared by questions and answers (token 0 is padding); word positions
+    only for a model that reads words in order (a parameter no loss reaches stops DDP)."""
 
-    def __init__(self, cfg: VideoQAConfig) -> None:
+    def __init__(self, cfg: VideoQAConfig, positions: bool = True) -> None:
         super().__init__()
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=0)
-        self.position = nn.Embedding(cfg.max_words, cfg.d_model)
+        self.position = nn.Embedding(cfg.max_words, cfg.d_model) if positions else None
 
     def words(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens [..., Q] → word embeddings + positions [..., Q, d]."""
@@ -138,7 +139,7 @@ class TextEncoder(nn.Module):
 
     def bag(self, tokens: torch.Tensor) -> torch.Tensor:
         """Mean embedding of the non-padding tokens along the last axis."""
-        mask = (tokens > 0).to(self.position.weight.dtype)[..., None]
+        mask = (tokens > 0).to(self.embed.weight.dtype)[..., None]
         return (self.embed(tokens) * mask).sum(-2) / mask.sum(-2).clamp_min(1)
 
 
@@ -237,7 +238,7 @@ class MeanPoolQA(nn.Module):
         self.cfg = cfg
         d = cfg.d_model
         self.frame_proj = frame_projection(cfg)
-        self.text = TextEncoder(cfg)
+        self.text = TextEncoder(cfg, positions=False)  # bags of words only
         self.mlp = nn.Sequential(nn.Linear(3 * d, 4 * d), nn.GELU(), nn.Linear(4 * d, 1))
         init_text(self)
 

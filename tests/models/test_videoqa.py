@@ -222,3 +222,21 @@ def test_grounding_pools_the_video_tokens_where_an_option_content_appears():
         masked = model.ground(2.5 * content[:, 1:2], content, video,
                               torch.tensor([[True, False, True]]))
     assert 1.0 <= masked.min() and masked.max() <= 3.0
+
+
+@pytest.mark.parametrize("features", [False, True])
+@pytest.mark.parametrize("slot", ["ssl", "attention", "conv", "meanpool"])
+def test_every_parameter_gets_a_gradient(slot, features):
+    """DDP stops on a parameter no loss reaches (the mean-pool baseline once held unused word
+    positions and failed its first DDP step)."""
+    torch.manual_seed(1)
+    cfg = VideoQAConfig(feature_dim=6, vocab_size=12, slot=slot, d_model=8, hidden=8,
+                        ssm_modes=4, heads=2, fusion_heads=2, video_tokens=3, conv_kernel=3,
+                        max_words=4)
+    model = build_videoqa_model(cfg)
+    af = torch.randn(2, 5, 6) if features else None
+    out = model(torch.randn(2, 20, 6), torch.tensor([20, 14]), torch.tensor([[3, 4, 0, 0]] * 2),
+                torch.randint(1, 12, (2, 5, 2)), af)
+    out["logits"].logsumexp(-1).sum().backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None]
+    assert missing == []

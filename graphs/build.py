@@ -266,13 +266,7 @@ def build_graph(spec: GraphSpec) -> HeteroData:
             f"{spec.region_levels if spec.regions else 0}) at GraphSpec.radius_fraction="
             f"{spec.radius_fraction}{cap}; lower mesh_levels or raise radius_fraction"
         )
-    lonely_grid = int((np.bincount(g2m_grid, minlength=grid_xyz.shape[0]) == 0).sum())
-    if lonely_grid:
-        raise ValueError(
-            f"{lonely_grid} of {grid_xyz.shape[0]} grid nodes send no grid->mesh edge: "
-            f"GraphSpec.radius_fraction={spec.radius_fraction} is too small for "
-            f"GraphSpec.mesh_levels={spec.mesh_levels}; use at least 0.6"
-        )
+    check_grid_senders(spec, g2m_grid, grid_xyz.shape[0])
     m2g_grid, m2g_mesh = in_mesh_triangle_indices(grid_xyz, mesh_xyz, mesh["faces"])
     return assemble_graph(
         spec,
@@ -283,6 +277,17 @@ def build_graph(spec: GraphSpec) -> HeteroData:
         m2m=(mesh["senders"], mesh["receivers"]),
         m2g=(m2g_mesh, m2g_grid),
     )
+
+
+def check_grid_senders(spec: GraphSpec, g2m_grid: np.ndarray, num_grid: int) -> None:
+    """ValueError naming the GraphSpec fields if some grid node sends no grid->mesh edge."""
+    lonely_grid = int((np.bincount(g2m_grid, minlength=num_grid) == 0).sum())
+    if lonely_grid:
+        raise ValueError(
+            f"{lonely_grid} of {num_grid} grid nodes send no grid->mesh edge: "
+            f"GraphSpec.radius_fraction={spec.radius_fraction} is too small for "
+            f"GraphSpec.mesh_levels={spec.mesh_levels}; use at least 0.6"
+        )
 
 
 def assemble_graph(

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch_geometric.data import HeteroData
 
-from graphs.build import GraphSpec, assemble_graph, build_mesh
+from graphs.build import GraphSpec, assemble_graph, build_mesh, check_grid_senders
 from graphs.connectivity import (
     grid_lat_lon_to_xyz,
     in_mesh_triangle_indices,
@@ -118,13 +118,7 @@ def _grid_edges(
     mesh_xyz = mesh["vertices"]
     radius = spec.radius_fraction * mesh["radius"]
     g2m_grid, g2m_mesh = radius_query_indices(grid_xyz, mesh_xyz, radius, spec.max_neighbours)
-    lonely_grid = int((np.bincount(g2m_grid, minlength=grid_xyz.shape[0]) == 0).sum())
-    if lonely_grid:
-        raise ValueError(
-            f"{lonely_grid} of {grid_xyz.shape[0]} grid nodes send no grid->mesh edge: "
-            f"GraphSpec.radius_fraction={spec.radius_fraction} is too small for "
-            f"GraphSpec.mesh_levels={spec.mesh_levels}; use at least 0.6"
-        )
+    check_grid_senders(spec, g2m_grid, grid_xyz.shape[0])
     # The global graph requires an edge into every mesh vertex; here only into those among
     # the grid points, else the cropped mesh would have holes inside the region.
     mesh_lat, mesh_lon = xyz_to_lat_lon(mesh_xyz)

@@ -171,9 +171,10 @@ def write_synthetic_videoqa(dest, spec: VideoQASpec) -> dict[str, Path]:
             x, qs = make_video(spec, index, protos)
             np.save(dest / "features" / f"{vid}.npy", x)
             for kind, opts, ans in qs:
-                np.save(dest / "answer_features" / f"{vid}_{kind}.npy",
+                qid = f"{vid}_{kind}"
+                np.save(dest / "answer_features" / f"{qid}.npy",
                         np.stack([texts[o] for o in opts]))
-                rows.append({"video_id": vid, "qid": f"{vid}_{kind}", "type": kind,
+                rows.append({"video_id": vid, "qid": qid, "type": kind,
                              "question": QUESTION_TYPES[kind],
                              **{f"a{k}": o for k, o in enumerate(opts)}, "answer": ans})
             index += 1

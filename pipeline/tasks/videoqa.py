@@ -3,9 +3,8 @@
 A sample is one question: the video's frames [T, D] (float16 in the store, float32 here), the
 question's word ids [Q], the five answers' word ids [5, La] and, when the store has them, their
 precomputed features [5, D] (the model then encodes the options from those), the answer index
-and its type. A
-batch pads frames to its longest video (``lengths`` says how many are real; every model masks
-the rest). Loss: cross-entropy over the five answers, plus ``c3_weight · L_C3``
+and its type. A batch pads frames to its longest video (``lengths`` says how many are real;
+every model masks the rest). Loss: cross-entropy over the five answers, plus ``c3_weight · L_C3``
 (models/videoqa/c3.py) when ``video.model.c3`` is on and the slot model exposes its attention.
 
 Frames are read from the prepared store once, into memory (float16: 1,000 videos of 1,024

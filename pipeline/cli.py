@@ -34,6 +34,8 @@ def add_stage_commands(sub) -> None:
     helps = {"run": "run the whole pipeline (skipping stages whose outputs are current)",
              "ingest": "prepare the weather Zarr (writes the synthetic source if configured)",
              "graph": "build the multi-scale grid/mesh graph",
+             "boundary": "the frozen global model's forecasts on the regional grid "
+                         "(weather_regional)",
              "train": "train the task's model with Ray Train (DDP)",
              "evaluate": "score the trained model on the test period",
              "graph-plot": "build the graph if needed and draw it to a PNG (also: graph plot)"}

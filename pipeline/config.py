@@ -343,7 +343,7 @@ class RolloutConfig(Section):
 
 
 class TrainConfig(Section):
-    task: Literal["weather_global", "parity", "videoqa"] = "weather_global"
+    task: Literal["weather_global", "weather_regional", "parity", "videoqa"] = "weather_global"
     num_workers: Annotated[int, Field(ge=0, le=4096)] = 2
     use_gpu: bool = False
     batch_size: Annotated[int, Field(ge=1)] = 8  # global batch, split evenly over workers
@@ -417,6 +417,45 @@ class EvaluateConfig(Section):
     plot_variable: str | None = None  # default: the first channel
 
 
+class RegionalConfig(Section):
+    """OneForecast's neural nested grid (pipeline/tasks/weather_regional.py): a regional model
+    on the synthetic atmosphere's native T42 Gaussian grid (2.8125°) inside ``box``, driven by a
+    frozen global model on the coarser ``data.synthetic`` grid (its conservative coarsening)."""
+
+    # [lat_min, lat_max, lon_min, lon_max] degrees; lon_min > lon_max crosses the date line
+    box: tuple[float, float, float, float]
+    # degrees of boundary zone around the box: nodes there hold the global forecast, never the
+    # regional model's own state; the loss and the scores cover the box alone
+    margin: Annotated[float, Field(ge=0, le=45)] = 10.0
+    # False: the ablation without the global forecast (no boundary channels and no margin)
+    boundary: bool = True
+    # the frozen global model: a checkpoint directory written by `sluice run` (RUN/train/checkpoint)
+    global_checkpoint: Annotated[str, Field(min_length=1)]
+    grid: Literal["native"] = "native"  # the regional resolution: the core's own grid
+
+    @field_validator("box")
+    @classmethod
+    def _box(cls, box: tuple[float, float, float, float]) -> tuple:
+        lat_min, lat_max, lon_min, lon_max = box
+        if not -90.0 <= lat_min < lat_max <= 90.0:
+            raise ValueError(f"box {list(box)}: expected -90 <= lat_min < lat_max <= 90")
+        if not (-180.0 <= lon_min <= 360.0 and -180.0 <= lon_max <= 360.0) or lon_min == lon_max:
+            raise ValueError(f"box {list(box)}: expected distinct longitudes in -180..360")
+        return box
+
+    def domain(self) -> tuple[float, float, float, float]:
+        """The box plus the margin (latitudes clipped to ±90; the box alone without boundary)."""
+        m = self.margin if self.boundary else 0.0
+        lat_min, lat_max, lon_min, lon_max = self.box
+        return (max(lat_min - m, -90.0), min(lat_max + m, 90.0),
+                (lon_min - m) % 360.0, (lon_max + m) % 360.0)
+
+    def data_domain(self) -> tuple[float, float, float, float]:
+        """What the ingest writes: the box plus the margin whatever ``boundary`` says, so both
+        arms of the ablation train on the same bytes."""
+        return self.model_copy(update={"boundary": True}).domain()
+
+
 class RayConfig(Section):
     num_cpus: Annotated[int, Field(ge=1)] | None = None  # embedded cluster size; None = all
 
@@ -434,6 +473,29 @@ class Config(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     video: VideoConfig = VideoConfig()  # the videoqa task's data and model
+    regional: RegionalConfig | None = None  # the weather_regional task's region and global model
+
+    @model_validator(mode="after")
+    def _regional_complete(self) -> Config:
+        if self.train.task != "weather_regional":
+            return self
+        if self.regional is None:
+            raise ValueError("train.task weather_regional needs a regional section (box, "
+                             "global_checkpoint)")
+        s = self.data.synthetic
+        if self.data.source != "synthetic" or s.kind != "atmosphere":
+            raise ValueError("train.task weather_regional: the regional truth is the synthetic "
+                             "atmosphere's native grid; expected data.source synthetic with "
+                             "data.synthetic.kind atmosphere")
+        if self.train.input_states != 1:
+            raise ValueError("train.task weather_regional takes one input state (the global "
+                             "forecast carries the tendency); expected train.input_states 1")
+        margin = self.regional.margin if self.regional.boundary else 0.0
+        lon_span = (self.regional.box[3] - self.regional.box[2]) % 360.0 + 2 * margin
+        if lon_span >= 360.0:
+            raise ValueError(f"regional.box with its margin spans {lon_span:g}° of longitude; "
+                             "a regional domain must be narrower than the globe")
+        return self
 
     @model_validator(mode="after")
     def _plot_variable_known(self) -> Config:

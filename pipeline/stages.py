@@ -16,6 +16,10 @@ from pipeline.train import train_code
 PREPARED, GRAPH, CHECKPOINT = "prepared.zarr", "graph.pt", "checkpoint"
 VIDEO = "videoqa"  # the prepared video-QA directory (pipeline/ingest/video.py)
 CLIMATOLOGY = "climatology.zarr"  # the verification climatology of the training period
+# weather_regional (pipeline/regional_stages.py): the regional truth, its climatology, and the
+# frozen global model's forecasts on the regional grid
+REGIONAL, REGIONAL_CLIMATOLOGY = "regional.zarr", "regional_climatology.zarr"
+BOUNDARY = "boundary.zarr"
 
 
 def ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
@@ -69,8 +73,10 @@ def video_ingest(cfg: dict, inputs: dict[str, Path], out: Path, work: Path | str
     (out / "ingest_summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
 
-def write_synthetic_source(data: dict, path: Path) -> Path:
-    """The configured synthetic ERA5-layout store, holding what ``data.variables`` asks for."""
+def write_synthetic_source(data: dict, path: Path, native_crop=None) -> Path:
+    """The configured synthetic ERA5-layout store, holding what ``data.variables`` asks for;
+    ``native_crop`` (atmosphere only): ``(path, box)``, the native-grid fields in the box too
+    (`pipeline.atmosphere.writer.NativeCrop`)."""
     s = data["synthetic"]
     if s["kind"] == "rossby_haurwitz":
         from pipeline.synthetic import write_synthetic_era5
@@ -87,7 +93,8 @@ def write_synthetic_source(data: dict, path: Path) -> Path:
     return write_synthetic_atmosphere(
         path, start=str(s["start"]), end=str(s["end"]), grid=(s["n_lat"], s["n_lon"]),
         variables=sorted({name for name, _, _ in specs}),
-        levels=sorted({int(float(level)) for _, _, level in specs if level}), config=config)
+        levels=sorted({int(float(level)) for _, _, level in specs if level}), config=config,
+        native_crop=native_crop)
 
 
 def graph_spec(cfg: dict, lat, lon):
@@ -147,8 +154,13 @@ def task_inputs(inputs: dict[str, Path]) -> dict[str, str]:
         mapping["prepared"] = str(inputs["ingest"] / PREPARED)
         if (inputs["ingest"] / CLIMATOLOGY).exists():
             mapping["climatology"] = str(inputs["ingest"] / CLIMATOLOGY)
+        for key, name in (("regional", REGIONAL), ("regional_climatology", REGIONAL_CLIMATOLOGY)):
+            if (inputs["ingest"] / name).exists():
+                mapping[key] = str(inputs["ingest"] / name)
     if "graph" in inputs:
         mapping["graph"] = str(inputs["graph"] / GRAPH)
+    if "boundary" in inputs:
+        mapping["boundary"] = str(inputs["boundary"] / BOUNDARY)
     return mapping
 
 
@@ -192,6 +204,10 @@ def _train_section(cfg: dict) -> dict:
 def pipeline_stages(cfg: dict) -> dict[str, Stage]:
     """The stage graph for this config, in dependency order."""
     task = cfg["train"]["task"]
+    if task == "weather_regional":
+        from pipeline.regional_stages import regional_stages
+
+        return regional_stages(cfg)
     weather = _weather(cfg)
     data_inputs = ["ingest", "graph"] if weather else ["ingest"] if task == "videoqa" else []
     stages = []

@@ -45,6 +45,9 @@ LOOP_CODE = ["pipeline.train", "pipeline.session", "pipeline.sampler", "pipeline
 TASK_CODE = {
     "weather_global": ["pipeline.tasks.weather", "pipeline.datasets", "pipeline.metrics",
                        "models.oneforecast", "kernels"],
+    "weather_regional": ["pipeline.tasks.weather_regional", "pipeline.tasks.weather",
+                         "pipeline.datasets", "pipeline.metrics", "pipeline.boundary",
+                         "models.oneforecast", "kernels"],
     "parity": ["pipeline.tasks.parity", "models.gated_rnn"],
     "videoqa": ["pipeline.tasks.videoqa", "pipeline.ingest.video", "models.videoqa"],
 }

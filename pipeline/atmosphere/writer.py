@@ -16,6 +16,7 @@ computed there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -70,7 +71,10 @@ class FieldMaker:
         self._src_edges = gaussian_latitude_edges(config.nlat)
 
     def __call__(self, state) -> dict[str, np.ndarray]:
-        fields = column_fields(state, self.config, self.eval_grid)
+        return self.from_fields(column_fields(state, self.config, self.eval_grid))
+
+    def from_fields(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The output fields from the core's column fields on ``eval_grid``."""
         out = {}
         for name in self.variables:
             x = fields[name]
@@ -80,6 +84,43 @@ class FieldMaker:
                 x = regrid_conservative_array(x, self.native.latitude, self.native.longitude,
                                               self.lat, self.lon, src_lat_edges=self._src_edges)
             out[name] = x.astype(np.float32)
+        return out
+
+
+class NativeCrop:
+    """The native Gauss–Legendre fields inside a box: a regional truth at the core's resolution.
+
+    Rows are the native latitudes in [lat_min, lat_max], columns the native longitudes from
+    lon_min eastward to lon_max (lon_min > lon_max crosses the date line; columns stay in
+    0..360 order, as every store here). Same variables, levels and times as the global output
+    it is written beside, from the same core states: the global fields are its conservative
+    coarsening (FieldMaker with a coarse grid), so the two are consistent by construction.
+    """
+
+    def __init__(self, maker: FieldMaker, box):
+        if not maker.coarse:
+            raise ValueError("a native regional crop needs a global output grid coarser than "
+                             f"the core's {maker.config.nlat} x {maker.config.nlon}")
+        lat_min, lat_max, lon_min, lon_max = (float(v) for v in box)
+        native = maker.native
+        lat, lon = np.asarray(native.latitude), np.asarray(native.longitude)
+        self.rows = np.flatnonzero((lat >= lat_min) & (lat <= lat_max))
+        east = np.mod(lon - lon_min, 360.0)  # degrees east of lon_min
+        self.cols = np.flatnonzero(east <= np.mod(lon_max - lon_min, 360.0))
+        if self.rows.size < 2 or self.cols.size < 2:
+            raise ValueError(f"box {list(box)} holds {self.rows.size} x {self.cols.size} native "
+                             "grid points; at least 2 x 2 are needed")
+        self.maker = maker
+        self.lat, self.lon = lat[self.rows], lon[self.cols]
+        self.variables, self.level_index = maker.variables, maker.level_index
+
+    def from_fields(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for name in self.variables:
+            x = fields[name]
+            if x.ndim == 3:
+                x = x[self.level_index]
+            out[name] = x[..., self.rows[:, None], self.cols].astype(np.float32)
         return out
 
 
@@ -104,12 +145,17 @@ def _dataset(times, blocks: dict[str, list], maker: FieldMaker, levels, attrs) -
 
 def write_synthetic_atmosphere(path, *, start, end, grid="5.625", levels=LEVELS,
                                variables=VARIABLES, seed=0, zarr_format=3, overwrite=False,
-                               config: AtmosphereConfig | None = None, block=64) -> Path:
+                               config: AtmosphereConfig | None = None, block=64,
+                               native_crop=None) -> Path:
     """Run the core once over [start, end] (6-hourly) and write the WB2-layout store at ``path``.
 
     Streams ``block`` time steps at a time (memory stays bounded). Written into a temporary
     sibling that replaces ``path`` only when complete. Raises FileExistsError if ``path``
     exists and ``overwrite`` is False, ValueError for an unknown level or variable.
+
+    native_crop: ``(path, (lat_min, lat_max, lon_min, lon_max))`` also writes, from the same
+    core states, the native-resolution fields inside the box (`NativeCrop`) as a second store
+    of the same layout at that path (the regional truth whose coarsening is ``path``'s data).
     """
     config = AtmosphereConfig(seed=seed) if config is None else config
     levels = sorted(int(p) for p in levels)
@@ -120,36 +166,55 @@ def write_synthetic_atmosphere(path, *, start, end, grid="5.625", levels=LEVELS,
     if zarr_format not in (2, 3):
         raise ValueError(f"zarr_format must be 2 or 3, got {zarr_format}")
     maker = FieldMaker(config, grid, levels, variables)
+    crop = None if native_crop is None else NativeCrop(maker, native_crop[1])
     attrs = {"title": "Synthetic atmosphere (sluice): forced shallow-water core, T"
                       f"{config.lmax}, WB2/ERA5 layout",
              "source": "pipeline.atmosphere", "seed": int(config.seed),
              "core_config": repr(config)}
-    path = Path(os.fspath(path))
-    with atomic_directory(path, overwrite=overwrite) as tmp:
-        first = True
-        times, blocks = [], {name: [] for name in variables}
-
-        def flush():
-            nonlocal first, times, blocks
-            ds = _dataset(times, blocks, maker, levels, attrs)
-            if first:
-                encoding = {name: {"chunks": (1,) + ds[name].shape[1:]} for name in variables}
-                encoding["time"] = {"units": "hours since 2001-01-01", "dtype": "int64",
-                                    "calendar": "proleptic_gregorian"}
-                ds.to_zarr(tmp, mode="w", zarr_format=zarr_format, consolidated=zarr_format == 2,
-                           encoding=encoding)
-            else:
-                ds.to_zarr(tmp, append_dim="time", zarr_format=zarr_format,
-                           consolidated=zarr_format == 2)
-            first = False
-            times, blocks = [], {name: [] for name in variables}
-
+    outputs = [(Path(os.fspath(path)), maker, attrs)]
+    if crop is not None:
+        outputs.append((Path(os.fspath(native_crop[0])), crop,
+                        {**attrs, "title": attrs["title"] + ", native grid inside "
+                         f"{[float(v) for v in native_crop[1]]}"}))
+    with contextlib.ExitStack() as stack:
+        writers = [_BlockWriter(stack.enter_context(atomic_directory(p, overwrite=overwrite)),
+                                m, levels, a, variables, zarr_format)
+                   for p, m, a in outputs]
         for time, state in run_core(config, start, end):
-            times.append(time)
-            for name, x in maker(state).items():
-                blocks[name].append(x)
-            if len(times) == block:
-                flush()
-        if times:
-            flush()
-    return path
+            fields = column_fields(state, config, maker.eval_grid)
+            for w in writers:
+                w.add(time, w.maker.from_fields(fields))
+                if len(w.times) == block:
+                    w.flush()
+        for w in writers:
+            if w.times:
+                w.flush()
+    return Path(os.fspath(path))
+
+
+class _BlockWriter:
+    """Appends blocks of time steps to one WB2-layout store (the first block creates it)."""
+
+    def __init__(self, tmp, maker, levels, attrs, variables, zarr_format):
+        self.tmp, self.maker, self.levels, self.attrs = tmp, maker, levels, attrs
+        self.variables, self.zarr_format = variables, zarr_format
+        self.first, self.times, self.blocks = True, [], {name: [] for name in variables}
+
+    def add(self, time, fields: dict[str, np.ndarray]) -> None:
+        self.times.append(time)
+        for name, x in fields.items():
+            self.blocks[name].append(x)
+
+    def flush(self) -> None:
+        ds = _dataset(self.times, self.blocks, self.maker, self.levels, self.attrs)
+        fmt = self.zarr_format
+        if self.first:
+            encoding = {name: {"chunks": (1,) + ds[name].shape[1:]} for name in self.variables}
+            encoding["time"] = {"units": "hours since 2001-01-01", "dtype": "int64",
+                                "calendar": "proleptic_gregorian"}
+            ds.to_zarr(self.tmp, mode="w", zarr_format=fmt, consolidated=fmt == 2,
+                       encoding=encoding)
+        else:
+            ds.to_zarr(self.tmp, append_dim="time", zarr_format=fmt, consolidated=fmt == 2)
+        self.first, self.times = False, []
+        self.blocks = {name: [] for name in self.variables}

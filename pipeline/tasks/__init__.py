@@ -23,6 +23,7 @@ import importlib
 
 TASKS = {
     "weather_global": "pipeline.tasks.weather:WeatherGlobalTask",
+    "weather_regional": "pipeline.tasks.weather_regional:WeatherRegionalTask",
     "parity": "pipeline.tasks.parity:ParityTask",
     "videoqa": "pipeline.tasks.videoqa:VideoQATask",
 }

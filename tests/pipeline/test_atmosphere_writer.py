@@ -97,3 +97,47 @@ def test_unknown_level_or_variable_is_refused(tmp_path):
         write_synthetic_atmosphere(tmp_path / "y.zarr", **dict(SMALL, levels=(123,)))
     with pytest.raises(ValueError, match="unknown"):
         write_synthetic_atmosphere(tmp_path / "y.zarr", **dict(SMALL, variables=("rain",)))
+
+
+# -- the native regional crop (issue 9: the regional truth beside the global data) -------------
+def test_native_crop_whole_globe_coarsens_to_the_global_store(tmp_path):
+    """The global store is the conservative coarsening of the native fields the crop writes."""
+    from pipeline.regrid import gaussian_latitude_edges, regrid_conservative_array
+
+    glob, crop = tmp_path / "g.zarr", tmp_path / "n.zarr"
+    write_synthetic_atmosphere(glob, native_crop=(crop, (-90, 90, 0, 359.999)), **SMALL)
+    g, n = _open(glob).load(), _open(crop).load()
+    assert (n.sizes["latitude"], n.sizes["longitude"]) == (TINY.nlat, TINY.nlon)
+    np.testing.assert_array_equal(g.time.values, n.time.values)
+    for name in ("temperature", "2m_temperature"):
+        coarse = regrid_conservative_array(
+            n[name].values.astype(np.float64), n.latitude.values, n.longitude.values,
+            g.latitude.values, g.longitude.values,
+            src_lat_edges=gaussian_latitude_edges(TINY.nlat))
+        np.testing.assert_allclose(coarse, g[name].values, rtol=1e-5, atol=1e-3)
+
+
+def test_native_crop_of_a_box_is_the_native_field_there(tmp_path):
+    whole, box = tmp_path / "n.zarr", tmp_path / "b.zarr"
+    write_synthetic_atmosphere(tmp_path / "g1.zarr", native_crop=(whole, (-90, 90, 0, 359.999)),
+                               **SMALL)
+    write_synthetic_atmosphere(tmp_path / "g2.zarr", native_crop=(box, (20, 50, 340, 30)),
+                               **SMALL)  # crosses the 0° meridian
+    w, b = _open(whole).load(), _open(box).load()
+    lat, lon = b.latitude.values, b.longitude.values
+    assert lat.min() >= 20 and lat.max() <= 50 and np.all(np.diff(lat) < 0)
+    assert np.all((lon >= 340) | (lon <= 30)) and np.all(np.diff(lon) > 0)  # 0..360 order
+    # every native point of the box is there, none other
+    inside = (w.latitude.values >= 20) & (w.latitude.values <= 50)
+    assert lat.size == inside.sum()
+    assert lon.size == ((w.longitude.values >= 340) | (w.longitude.values <= 30)).sum()
+    np.testing.assert_array_equal(b["geopotential"].values,
+                                  w["geopotential"].sel(latitude=lat, longitude=lon).values)
+
+
+def test_native_crop_needs_a_coarse_global_grid(tmp_path):
+    with pytest.raises(ValueError, match="coarser"):
+        write_synthetic_atmosphere(tmp_path / "g.zarr", native_crop=(tmp_path / "n.zarr",
+                                                                     (0, 30, 0, 30)),
+                                   **{**SMALL, "grid": (32, 64)})
+    assert not (tmp_path / "g.zarr").exists() and not (tmp_path / "n.zarr").exists()

@@ -1,0 +1,288 @@
+"""OneForecast's neural nested grid: a regional model driven by a frozen global model.
+
+Grid. The regional grid is the synthetic atmosphere's native T42 Gauss–Legendre grid (2.8125°)
+inside the domain D = ``regional.box`` extended by ``regional.margin`` degrees (the box alone
+without boundary). Nodes inside the box are the interior I; the others are the margin M (the
+boundary zone). The graph is the limited-area one of ``graphs.regional`` on D.
+
+Step (Δt = 6 h), for a state x_t [C, h, w] on D and the global forecast g_{t+Δt} valid at
+t + Δt, interpolated onto D (`pipeline.boundary`):
+
+    input_n  = [ (x_t,n − μ)/σ ,  (g_{t+Δt},n − μ)/σ ,  forcings_n(t),  1[n ∈ I] ]
+    x̂_{t+Δt},n = x_t,n + σ_Δ ⊙ f_θ(input)_n     for n ∈ I     (residual target, as global)
+    x̂_{t+Δt},n = g_{t+Δt},n                     for n ∈ M
+
+with μ, σ, σ_Δ the regional store's own statistics (the domain over the training period). So
+the margin always holds the global forecast, never the regional model's own state: the
+information that enters the box through its sides is the global model's. The rollout feeds the
+regional model its previous state and each new global forecast.
+
+Without boundary (``regional.boundary: false``, the ablation) D is the box, the input has no g
+channels and no flag, and every node is interior: the model sees nothing of the world outside.
+
+Loss: the weather task's area-weighted MSE (GraphCast's channel weights), over the interior
+only: node weights ∝ cell area (Δ sin φ) on I, 0 on M, mean 1 over D.
+
+Training samples pair x_t (truth) with the boundary store's one-step global forecasts: the
+margin of x_t is B[t], the g channels of step j are B[t + j + 1]. Evaluation rolls the global
+model out from the global analysis at each initial time and scores, inside the box, the
+regional model against the global forecast interpolated, persistence and the climatology.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from graphs import load_graph
+from pipeline.datasets import WeatherWindows
+from pipeline.errors import DataError
+from pipeline.ingest import open_prepared
+from pipeline.tasks.weather import WeatherGlobalTask, rollout_steps
+
+
+def box_indices(lat: np.ndarray, lon: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of lat [H] in [lat_min, lat_max] and columns of lon [W] from lon_min eastward to
+    lon_max (crossing the date line when lon_min > lon_max): ([h] int64, [w] int64), in the
+    grid's own order. A small slack (1e-6°) keeps points on the box's edges."""
+    lat_min, lat_max, lon_min, lon_max = (float(v) for v in box)
+    eps = 1e-6
+    rows = np.flatnonzero((lat >= lat_min - eps) & (lat <= lat_max + eps))
+    east = np.mod(np.asarray(lon, np.float64) - lon_min + eps, 360.0)
+    cols = np.flatnonzero(east <= np.mod(lon_max - lon_min, 360.0) + 2 * eps)
+    return rows.astype(np.int64), cols.astype(np.int64)
+
+
+class RegionalWindows(Dataset):
+    """(x [1, C, h, w], targets [K, C, h, w], time_ns, boundary [1 + K, C, h, w]) per window:
+    the regional truth on the domain (``rows``/``cols`` of the store) and, when ``boundary``
+    is a store path, its one-step global forecasts valid at t .. t + K (else an empty tensor).
+    """
+
+    def __init__(self, regional, boundary, period, lead_steps: int, rows, cols):
+        self.truth = WeatherWindows(regional, period, history=1, lead_steps=lead_steps)
+        self.boundary = None
+        if boundary is not None:
+            self.boundary = WeatherWindows(boundary, period, history=1, lead_steps=lead_steps)
+            if not np.array_equal(self.boundary.times, self.truth.times):
+                raise DataError(boundary, "time", f"the regional store's times ({regional})",
+                                "other times")
+        self.rows, self.cols = torch.as_tensor(rows), torch.as_tensor(cols)
+        self.period = tuple(period)
+        self.prepared_path = self.truth.prepared_path
+
+    def __len__(self) -> int:
+        return len(self.truth)
+
+    def _crop(self, x: torch.Tensor) -> torch.Tensor:
+        return x.index_select(-2, self.rows).index_select(-1, self.cols)
+
+    def __getitem__(self, i: int):
+        x, y, t = self.truth[i]
+        if self.boundary is None:
+            b = torch.zeros(0)
+        else:
+            bx, by, _ = self.boundary[i]
+            b = self._crop(torch.cat([bx, by]))
+        return self._crop(x), self._crop(y), t, b
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.truth.times
+
+
+class WeatherRegionalTask(WeatherGlobalTask):
+    name = "weather_regional"
+    collate_fn = None  # torch's default_collate: stacks the four parts of each sample
+
+    def __init__(self, cfg: dict, inputs: dict[str, str]):
+        from pipeline.config import RegionalConfig
+
+        self.regional_cfg = RegionalConfig.model_validate(cfg["regional"])
+        self.use_boundary = self.regional_cfg.boundary
+        store = open_prepared(inputs["regional"])
+        self.rows, self.cols = box_indices(store.lat, store.lon, self.regional_cfg.domain())
+        lat, lon = store.lat[self.rows], store.lon[self.cols]
+        box_rows, box_cols = box_indices(lat, lon, self.regional_cfg.box)
+        self.box_rows, self.box_cols = box_rows, box_cols  # the box inside the domain grid
+        self.interior = np.zeros((lat.size, lon.size), dtype=bool)
+        self.interior[np.ix_(box_rows, box_cols)] = True
+        if self.use_boundary and "boundary" not in inputs:
+            raise DataError(inputs["regional"], "boundary", "the boundary stage's store of "
+                            "global forecasts (regional.boundary is true)", "none given")
+        self._bind(cfg, inputs, channels=list(store.channels), lat=lat, lon=lon,
+                   step_hours=store.time_step_hours,
+                   stats={k: getattr(store, k) for k in ("mean", "std", "diff_std")},
+                   graph=load_graph(inputs["graph"]), static=((), None),
+                   where=f"graph {inputs['graph']}, regional data {inputs['regional']}")
+
+    # -- inputs ----------------------------------------------------------------------------------
+    @property
+    def forcings(self) -> list[str]:
+        names = [n for n in super().forcings if not n.startswith("static:")]
+        return names + (["interior"] if self.use_boundary else [])
+
+    def _tensors(self, device) -> None:
+        super()._tensors(device)
+        interior = torch.as_tensor(self.interior.reshape(-1), dtype=torch.float32,
+                                   device=device)  # [N], grid node order lat-major
+        w = self.node_weight * interior
+        self.node_weight = w * (w.numel() / w.sum())  # area on the interior, mean 1 over D
+        self.interior_nodes = interior
+        self.interior_mask = torch.as_tensor(self.interior, device=device)  # [h, w]
+        if self.use_boundary:
+            self.grid_forcing = torch.cat([self.grid_forcing, interior[:, None]], dim=1)
+
+    def model_config(self):
+        return dataclasses.replace(super().model_config(), in_channels=len(self.channels) * (
+            1 + self.use_boundary) + len(self.forcings))
+
+    def _normalised(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, h, w] physical → [B, N, C] normalised by the regional statistics."""
+        b, c = x.shape[:2]
+        return ((x - self.mean[:, None, None]) / self.std[:, None, None]).reshape(b, c, -1
+                                                                                  ).transpose(1, 2)
+
+    def network_output(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
+                       boundary_next: torch.Tensor | None = None) -> torch.Tensor:
+        """x0 [B, C, h, w] (margin = the global forecast valid at time_ns), boundary_next the
+        global forecast valid one step later [B, C, h, w] (boundary only) → [B, N, C]."""
+        parts = [self._normalised(x0)]
+        if self.use_boundary:
+            if boundary_next is None or boundary_next.shape != x0.shape:
+                raise ValueError(f"regional.boundary: the step needs the global forecast "
+                                 f"{tuple(x0.shape)} valid one step ahead")
+            parts.append(self._normalised(boundary_next))
+        inputs = torch.cat([*parts, self.forcing(time_ns).to(x0.device)], dim=-1)
+        return model(inputs, self.device_graph)
+
+    def with_margin(self, x: torch.Tensor, boundary: torch.Tensor | None) -> torch.Tensor:
+        """x [B, C, h, w] with its margin replaced by ``boundary`` (no-op without boundary)."""
+        if not self.use_boundary:
+            return x
+        return torch.where(self.interior_mask, x, boundary)
+
+    def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
+                 boundary_next: torch.Tensor | None = None) -> torch.Tensor:
+        """One regional step in physical units on D: [B, C, h, w]."""
+        output = self.network_output(model, x0, time_ns, boundary_next)
+        return self.with_margin(self.to_physical(output, x0), boundary_next)
+
+    # -- training --------------------------------------------------------------------------------
+    def _windows(self, split: str, lead_steps: int) -> RegionalWindows:
+        period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
+        return RegionalWindows(self.inputs["regional"],
+                               self.inputs["boundary"] if self.use_boundary else None,
+                               period, lead_steps, self.rows, self.cols)
+
+    def loss(self, model, batch, device, step: int = 0):
+        """Mean over k(step) rollout steps of the interior-weighted one-step loss; each step's
+        margin and g channels from the boundary store (module docstring)."""
+        inputs, targets, t, boundary = (part.to(device) for part in batch)
+        k = rollout_steps(self.schedule, step)
+        if k > targets.shape[1]:
+            raise ValueError(f"rollout of {k} steps at step {step}, but the batch carries "
+                             f"{targets.shape[1]} targets")
+        step_ns = round(self.step_hours * 3.6e12)
+        nxt = (lambda j: boundary[:, j] if self.use_boundary else None)  # noqa: E731
+        x, losses = self.with_margin(inputs[:, -1], nxt(0)), []
+        for j in range(k):
+            output = self.network_output(model, x, t + j * step_ns, nxt(j + 1)).float()
+            losses.append(self.objective(output, self.normalised_target(x, targets[:, j])))
+            x = self.with_margin(self.to_physical(output, x), nxt(j + 1))
+        loss = torch.stack(losses).mean()
+        return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
+
+    def sample_ids(self, batch) -> list[int]:
+        return batch[2].tolist()
+
+    def checkpoint_meta(self) -> dict:
+        meta = super().checkpoint_meta()
+        meta["regional"] = {"box": list(self.regional_cfg.box),
+                            "domain": list(self.regional_cfg.domain()),
+                            "boundary": self.use_boundary,
+                            "global_checkpoint": self.regional_cfg.global_checkpoint}
+        return meta
+
+    # -- evaluation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model, out_dir: Path, max_samples: int) -> dict:
+        """Rollouts from every ``init_stride``-th test time: the regional model (driven by the
+        global model's rollout from the same analysis), the global forecast interpolated,
+        persistence and the regional climatology, scored inside the box per lead."""
+        from pipeline.boundary import GlobalDriver
+        from pipeline.climatology import open_climatology
+        from pipeline.metrics import LeadTimeScores
+        from pipeline.scorecard import Scores, write_scorecard
+
+        model.eval()
+        out_dir = Path(out_dir)
+        ev, periods = self.cfg["evaluate"], self.cfg["data"]["periods"]
+        k_max = ev["lead_steps"]
+        test = tuple(str(t) for t in periods["test"])
+        with tempfile.TemporaryDirectory() as cache:  # the global graph, rebuilt from its spec
+            driver = GlobalDriver(self.regional_cfg.global_checkpoint, self.inputs["prepared"],
+                                  self.lat, self.lon, cache)
+        history = driver.forecaster.task.input_states
+        glob = WeatherWindows(self.inputs["prepared"], test, history=history, lead_steps=k_max)
+        reg = RegionalWindows(self.inputs["regional"], None, test, k_max, self.rows, self.cols)
+        position = {int(t): i for i, t in enumerate(reg.times.astype(np.int64))}
+        inits = [i for i in range(0, len(glob), ev.get("init_stride", 1))
+                 if int(glob.times[i].astype(np.int64)) in position][:max_samples]
+        if not inits:
+            raise DataError(self.inputs["regional"], "periods.test", f"an initial time with "
+                            f"{k_max} lead steps inside {list(test)}", "none")
+        clim = open_climatology(self.inputs["regional_climatology"])
+        store_rows, store_cols = self.rows[self.box_rows], self.cols[self.box_cols]
+        box = lambda a: a[..., self.box_rows, :][..., self.box_cols]  # noqa: E731
+        names = ["model", "global_interpolated", "persistence", "climatology"]
+        box_lat = self.lat[self.box_rows]
+        scores = {n: LeadTimeScores(box_lat, k_max, len(self.channels)) for n in names}
+        dt = round(self.step_hours * 3.6e12)
+        batch = 8
+        for a in range(0, len(inits), batch):
+            idx = inits[a:a + batch]
+            g_states = torch.stack([glob[i][0] for i in idx])  # [B, S, C, H, W]
+            t0 = torch.stack([glob[i][2] for i in idx])  # [B]
+            samples = [reg[position[int(t)]] for t in t0.tolist()]
+            x0 = torch.stack([s[0][-1] for s in samples])  # [B, C, h, w]
+            truth = torch.stack([s[1] for s in samples])  # [B, K, C, h, w]
+            g = driver.rollout_on_region(g_states, t0, k_max)  # [B, K, C, h, w]
+            x = self.with_margin(x0, driver.interpolate(g_states[:, -1]))  # lead-0 margin
+            for k in range(k_max):
+                g_k = g[:, k] if self.use_boundary else None
+                x = self.forecast(model, x, t0 + k * dt, g_k).float()
+                valid = (t0 + (k + 1) * dt).numpy()
+                c = clim.at(valid, self.channels)[..., store_rows, :][..., store_cols]
+                o = box(truth[:, k]).numpy()
+                for name, f in (("model", box(x).numpy()),
+                                ("global_interpolated", box(g[:, k]).numpy()),
+                                ("persistence", box(x0).numpy()), ("climatology", c)):
+                    scores[name].add(k, f, o, c)
+        stack = lambda m: np.stack([getattr(scores[n], m)() for n in names])  # noqa: E731
+        to_str = lambda i: str(glob.times[i])  # noqa: E731
+        result = Scores(
+            forecasters=names, channels=list(self.channels),
+            lead_hours=[self.step_hours * (k + 1) for k in range(k_max)],
+            rmse=stack("rmse"), acc=stack("acc"), bias=stack("bias"), n_forecasts=len(inits),
+            init_times=[to_str(inits[0]), to_str(inits[-1])],
+            descriptions={
+                "model": "the regional model" + (" driven by the global model's forecasts"
+                                                 if self.use_boundary else
+                                                 " without the global boundary channels"),
+                "global_interpolated": "the frozen global model's rollout, bilinearly "
+                                       "interpolated to the regional grid",
+                "persistence": "the regional analysis at the initial time",
+                "climatology": "the regional day-of-year x hour climatology of the training "
+                               "period"},
+            climatology={"path": str(self.inputs["regional_climatology"])})
+        meta = {"task": self.name, "test_period": list(test), "box": list(
+            self.regional_cfg.box), "domain": list(self.regional_cfg.domain()),
+            "boundary": self.use_boundary, "global_checkpoint_sha256": driver.sha256}
+        write_scorecard(out_dir, result, meta)
+        return result.to_json(meta)

@@ -1,0 +1,326 @@
+"""The neural nested grid (issue 9): regional data, boundary store, task, evaluation.
+
+One small world for the module: the synthetic atmosphere (T42 core, 5.625° global output and a
+native-grid crop around 30-50°N 100-130°E, 7 days), a global model trained 4 steps on the global
+store, the regional graph and the boundary store, all through the stage functions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.config import Config
+from pipeline.errors import DataError
+
+SPECS = ["geopotential@500", "temperature@850", "2m_temperature"]
+PERIODS = {"train": ["2001-01-01", "2001-01-04T18"], "val": ["2001-01-05", "2001-01-05T18"],
+           "test": ["2001-01-06", "2001-01-07T18"]}
+DATA = {"source": "synthetic", "variables": SPECS, "periods": PERIODS,
+        "synthetic": {"kind": "atmosphere", "n_lat": 32, "n_lon": 64, "start": "2001-01-01",
+                      "end": "2001-01-07T18", "spinup_days": 1}}
+SMALL = {"hidden": 8, "processor_layers": 1, "heads": 2, "attention_hidden": 8}
+TRAIN = {"num_workers": 1, "batch_size": 2, "max_steps": 4, "checkpoint_every": 4,
+         "warmup_steps": 1, "loader_workers": 0, "forcings": ["local_time", "latitude"]}
+BOX, MARGIN = [30.0, 50.0, 100.0, 130.0], 8.0
+STEP_NS = 6 * 3600 * 10**9
+
+
+def regional_cfg(root, **regional) -> dict:
+    return Config.model_validate({
+        "data": DATA, "graph": {"mesh_levels": 2, "region_levels": 1}, "model": SMALL,
+        "train": {**TRAIN, "task": "weather_regional",
+                  "rollout": {"schedule": [[0, 1], [2, 2]]}},
+        "evaluate": {"lead_steps": 3, "init_stride": 2},
+        "regional": {"box": BOX, "margin": MARGIN,
+                     "global_checkpoint": str(root / "gtrain" / "checkpoint_000000004"),
+                     **regional}}).model_dump(mode="json")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from graphs import build_graph, save_graph
+    from pipeline import regional_stages as rs
+    from pipeline.ingest import open_prepared
+    from pipeline.ingest.regional import ingest_regional
+    from pipeline.session import TorchrunSession
+    from pipeline.stages import graph_spec, task_inputs
+    from pipeline.train import run_training
+
+    root = tmp_path_factory.mktemp("regional")
+    cfg = regional_cfg(root)
+    ingest_regional(cfg, {}, root / "ingest", root / "work")
+    gcfg = Config.model_validate({"data": DATA, "graph": {"mesh_levels": 1}, "model": SMALL,
+                                  "train": {**TRAIN, "input_states": 2}}).model_dump(mode="json")
+    glob = open_prepared(root / "ingest" / "prepared.zarr")
+    save_graph(build_graph(graph_spec(gcfg, glob.lat, glob.lon)), root / "ggraph.pt")
+    run_training(gcfg, {"prepared": str(root / "ingest" / "prepared.zarr"),
+                        "graph": str(root / "ggraph.pt")}, TorchrunSession(root / "gtrain"))
+    work = root / "run" / ".work" / "x"
+    for name, fn in (("graph", rs.regional_graph), ("boundary", rs.boundary)):
+        (root / name).mkdir()
+        fn(cfg, {"ingest": root / "ingest"}, root / name, work)
+    inputs = task_inputs({"ingest": root / "ingest", "graph": root / "graph",
+                          "boundary": root / "boundary"})
+    return {"root": root, "cfg": cfg, "inputs": inputs, "work": work}
+
+
+def _task(world, **regional):
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    return WeatherRegionalTask(regional_cfg(world["root"], **regional), world["inputs"])
+
+
+def _global_forecast(world, init_index: int, steps: int = 1) -> np.ndarray:
+    """The global model rolled out from the prepared global store at init_index, then
+    interpolated onto the regional store's grid, computed here from the parts."""
+    from models.oneforecast.nested import BoundaryInterpolator
+    from pipeline.forecast import Forecaster
+    from pipeline.ingest import open_prepared
+
+    f = Forecaster.from_checkpoint(world["cfg"]["regional"]["global_checkpoint"],
+                                   world["root"] / "cache", device="cpu")
+    glob = open_prepared(world["inputs"]["prepared"])
+    reg = open_prepared(world["inputs"]["regional"])
+    states = np.asarray(glob.data[init_index - 1:init_index + 1])
+    out = f.rollout(states, int(glob.times[init_index].astype(np.int64)), steps)
+    interp = BoundaryInterpolator(glob.lat, glob.lon, reg.lat, reg.lon)
+    return interp(torch.from_numpy(out)).numpy()  # [steps, C, h, w]
+
+
+# -- data ------------------------------------------------------------------------------------
+def test_regional_store_is_the_native_grid_on_the_domain_with_its_own_statistics(world):
+    from pipeline.atmosphere import AtmosphereConfig
+    from pipeline.ingest import open_prepared
+
+    reg = open_prepared(world["inputs"]["regional"])
+    glob = open_prepared(world["inputs"]["prepared"])
+    native = AtmosphereConfig().grid()
+    lat_min, lat_max = BOX[0] - MARGIN, BOX[1] + MARGIN
+    inside = (native.latitude >= lat_min) & (native.latitude <= lat_max)
+    np.testing.assert_allclose(reg.lat, native.latitude[inside])
+    assert np.all((reg.lon >= BOX[2] - MARGIN) & (reg.lon <= BOX[3] + MARGIN))
+    assert reg.lon.size == ((native.longitude >= BOX[2] - MARGIN)
+                            & (native.longitude <= BOX[3] + MARGIN)).sum()
+    np.testing.assert_array_equal(reg.times, glob.times)
+    # its own normalisation: the domain's, not the globe's (t2m is colder and less varied here
+    # in January than over the globe)
+    c = reg.channels.index("2m_temperature")
+    assert not np.isclose(reg.mean[c], glob.mean[c], rtol=1e-3)
+    data = np.asarray(reg.data[:16], np.float64)  # the training period's first 16 times
+    np.testing.assert_allclose(reg.mean[c], data[:, c].mean(), rtol=1e-4)
+
+
+# -- the boundary store ----------------------------------------------------------------------
+def test_boundary_is_the_global_forecast_valid_at_each_time_and_a_shift_is_detectable(world):
+    from pipeline.ingest import open_prepared
+
+    bnd = open_prepared(world["inputs"]["boundary"])
+    for i in (5, 9):
+        expected = _global_forecast(world, i - 1)[0]  # from T_{i-1}: valid at T_i
+        np.testing.assert_allclose(bnd.data[i], expected, rtol=1e-5, atol=1e-3)
+        # the forecast valid one step later (or earlier) is measurably another field
+        later = _global_forecast(world, i)[0]
+        assert np.abs(later - expected).max() > 100 * 1e-3 + 1e-5 * np.abs(expected).max()
+        assert not np.allclose(bnd.data[i + 1], bnd.data[i], rtol=1e-5, atol=1e-3)
+    # the first times, without the analyses the model needs, hold the analysis itself
+    assert bnd.attrs["lead0_times"] == 2 and bnd.attrs["lead_hours"] == 6.0
+
+
+def test_network_sees_the_global_forecast_valid_at_the_target_time(world):
+    """The g channels of the step t → t+6h are the boundary store at t+6h, and the margin of
+    x_t is the boundary store at t: recorded from the inputs the network receives."""
+    from pipeline.ingest import open_prepared
+
+    task = _task(world)
+    ds = task.train_dataset()
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, inputs, graph):
+            seen["inputs"] = inputs
+            return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
+
+    batch = tuple(part[None] for part in ds[3])
+    task.loss(Recorder(), batch, "cpu", step=0)
+    c = len(task.channels)
+    x = seen["inputs"][0, :, :c] * task.std + task.mean  # [N, C] physical
+    g = seen["inputs"][0, :, c:2 * c] * task.std + task.mean
+    bnd = open_prepared(world["inputs"]["boundary"])
+    t = int(np.flatnonzero(bnd.times == ds.times[3])[0])
+    crop = lambda a: a[:, task.rows][:, :, task.cols].reshape(c, -1).T  # noqa: E731
+    target_time = crop(np.asarray(bnd.data[t + 1]))
+    np.testing.assert_allclose(g.numpy(), target_time, rtol=1e-5, atol=1e-2)
+    assert not np.allclose(g.numpy(), crop(np.asarray(bnd.data[t])), rtol=1e-5, atol=1e-2)
+    margin = ~task.interior.reshape(-1)
+    np.testing.assert_allclose(x.numpy()[margin], crop(np.asarray(bnd.data[t]))[margin],
+                               rtol=1e-5, atol=1e-2)
+    truth = crop(np.asarray(open_prepared(world["inputs"]["regional"]).data[t]))
+    np.testing.assert_allclose(x.numpy()[~margin], truth[~margin], rtol=1e-5, atol=1e-2)
+    # the interior flag is the last input channel
+    np.testing.assert_array_equal(seen["inputs"][0, :, -1].numpy(), (~margin).astype(np.float32))
+
+
+# -- the task ----------------------------------------------------------------------------------
+def test_margin_is_the_global_forecast_and_the_loss_sees_only_the_box(world):
+    task = _task(world)
+    model = task.build_model()
+    x, y, t, b = task.train_dataset()[0]
+    with torch.no_grad():
+        out = task.forecast(model, x[-1:].clone(), t[None], b[1:2])
+    interior = torch.from_numpy(task.interior)
+    torch.testing.assert_close(out[0][:, ~interior], b[1][:, ~interior])
+    assert not torch.equal(out[0][:, interior], b[1][:, interior])
+    batch = (x[None], y[None], t[None], b[None])
+    base, _ = task.loss(model, batch, "cpu", step=0)
+    y_margin = y.clone()
+    y_margin[:, :, ~interior] += 1e3  # truth changed in the margin only
+    same, _ = task.loss(model, (x[None], y_margin[None], t[None], b[None]), "cpu", step=0)
+    torch.testing.assert_close(same, base)
+    y_box = y.clone()
+    y_box[:, :, interior] += 10.0
+    moved, _ = task.loss(model, (x[None], y_box[None], t[None], b[None]), "cpu", step=0)
+    assert moved > base
+    # area weights: inside the box ∝ Δ sin φ of each row, zero in the margin, mean 1
+    w = task.node_weight.reshape(task.interior.shape)
+    assert torch.all(w[~interior] == 0) and torch.isclose(task.node_weight.mean(),
+                                                         torch.tensor(1.0))
+    rows = w[interior].reshape(len(task.box_rows), len(task.box_cols))[:, 0]
+    lat = np.deg2rad(task.lat[task.box_rows])
+    ratio = (rows / rows[0]).numpy()
+    np.testing.assert_allclose(ratio, np.cos(lat) / np.cos(lat[0]), rtol=2e-3)
+
+
+def test_without_boundary_the_model_sees_the_box_alone(world):
+    from graphs import build_graph
+
+    from pipeline.ingest import open_prepared
+    from pipeline.regional_stages import regional_graph_spec
+
+    cfg = regional_cfg(world["root"], boundary=False)
+    reg = open_prepared(world["inputs"]["regional"])
+    spec = regional_graph_spec(cfg, reg.lat, reg.lon)
+    inputs = {**world["inputs"], "graph": str(world["root"] / "box_graph.pt")}
+    from graphs import save_graph
+
+    save_graph(build_graph(spec), inputs["graph"])
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    task = WeatherRegionalTask(cfg, {k: v for k, v in inputs.items() if k != "boundary"})
+    with_b = _task(world)
+    assert task.interior.all() and task.lat.min() >= BOX[0] and task.lat.max() <= BOX[1]
+    assert task.model_config().in_channels == len(task.channels) + len(task.forcings)
+    assert with_b.model_config().in_channels == 2 * len(task.channels) + len(task.forcings) + 1
+    x, y, t, b = task.train_dataset()[0]
+    assert b.numel() == 0 and x.shape[-2:] == task.interior.shape
+    loss, _ = task.loss(task.build_model(), (x[None], y[None], t[None], b[None]), "cpu")
+    assert torch.isfinite(loss)
+
+
+def test_every_parameter_gets_a_gradient(world):
+    """DDP stops on a parameter the loss does not use."""
+    task = _task(world)
+    model = task.build_model()
+    x, y, t, b = task.train_dataset()[0]
+    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None]), "cpu", step=3)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing
+
+
+def test_rollout_training_steps_with_the_next_boundary(world):
+    """k = 2 at step 2 (schedule [[0, 1], [2, 2]]): two steps, each with its own forecast."""
+    task = _task(world)
+    x, y, t, b = task.train_dataset()[0]
+    assert y.shape[0] == 2 and b.shape[0] == 3
+    _, metrics = task.loss(task.build_model(), (x[None], y[None], t[None], b[None]), "cpu",
+                           step=2)
+    assert metrics["rollout_steps"] == 2
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def test_evaluation_scores_the_box_against_hand_computed_persistence(world, tmp_path):
+    from pipeline.ingest import open_prepared
+
+    task = _task(world)
+    doc = task.evaluate(task.build_model(), tmp_path, max_samples=100)
+    assert set(doc["scores"]) == {"model", "global_interpolated", "persistence", "climatology"}
+    assert doc["lead_time_hours"] == [6.0, 12.0, 18.0]
+    assert (tmp_path / "scores.json").exists() and (tmp_path / "scorecard.csv").exists()
+    # persistence at 12 h over the box, by hand from the regional store
+    reg = open_prepared(world["inputs"]["regional"])
+    lat = reg.lat
+    rows = np.flatnonzero((lat >= BOX[0]) & (lat <= BOX[1]))
+    cols = np.flatnonzero((reg.lon >= BOX[2]) & (reg.lon <= BOX[3]))
+    first = int(np.flatnonzero(reg.times == np.datetime64("2001-01-06T06", "ns"))[0])
+    inits = list(range(first, reg.times.size - 3, 2))  # 2 global input states, stride 2
+    assert doc["n_forecasts"] == len(inits)
+    edges = np.sin(np.deg2rad(np.concatenate([[1.5 * lat[rows][0] - 0.5 * lat[rows][1]],
+                                              (lat[rows][1:] + lat[rows][:-1]) / 2,
+                                              [1.5 * lat[rows][-1] - 0.5 * lat[rows][-2]]])))
+    w = np.abs(np.diff(edges))
+    w = (w / w.mean())[:, None]
+    c = reg.channels.index("geopotential_500")
+    sq = [(w * (reg.data[i + 2][c][np.ix_(rows, cols)].astype(np.float64)
+                - reg.data[i][c][np.ix_(rows, cols)]) ** 2).mean() for i in inits]
+    got = doc["scores"]["persistence"]["geopotential_500"]["12"]["rmse"]
+    np.testing.assert_allclose(got, np.sqrt(np.mean(sq)), rtol=1e-5)
+    # the interpolated global forecast at 6 h is the boundary store's forecast there
+    bnd = open_prepared(world["inputs"]["boundary"])
+    sq = [(w * (bnd.data[i + 1][c][np.ix_(rows, cols)].astype(np.float64)
+                - reg.data[i + 1][c][np.ix_(rows, cols)]) ** 2).mean() for i in inits]
+    got = doc["scores"]["global_interpolated"]["geopotential_500"]["6"]["rmse"]
+    np.testing.assert_allclose(got, np.sqrt(np.mean(sq)), rtol=1e-4)
+
+
+# -- refusals --------------------------------------------------------------------------------
+def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
+    import json
+    import shutil
+
+    from pipeline.boundary import GlobalDriver
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(world["cfg"]["regional"]["global_checkpoint"], ckpt)
+    meta = json.loads((ckpt / "meta.json").read_text())
+    meta["normalisation"]["std"][1] *= 1.01
+    (ckpt / "meta.json").write_text(json.dumps(meta))
+    task = _task(world)
+    with pytest.raises(DataError, match="std") as e:
+        GlobalDriver(ckpt, world["inputs"]["prepared"], task.lat, task.lon, tmp_path / "c")
+    assert "temperature_850" in str(e.value)
+    with pytest.raises(DataError, match="regional.global_checkpoint"):
+        GlobalDriver(tmp_path / "nowhere", world["inputs"]["prepared"], task.lat, task.lon,
+                     tmp_path / "c")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"regional": None}, "needs a regional section"),
+    ({"train": {"task": "weather_regional", "input_states": 2}}, "input_states 1"),
+    ({"data": {**DATA, "synthetic": {"kind": "rossby_haurwitz"}}}, "kind atmosphere"),
+    ({"regional": {"box": [30, 20, 0, 10], "global_checkpoint": "x"}}, "lat_min < lat_max"),
+    ({"regional": {"box": [0, 10, 0, 350], "margin": 10, "global_checkpoint": "x"}},
+     "narrower than the globe"),
+])
+def test_regional_config_errors_name_the_field(change, message):
+    raw = {"data": DATA, "train": {"task": "weather_regional"},
+           "regional": {"box": BOX, "global_checkpoint": "x"}}
+    raw.update(change)
+    with pytest.raises(ValueError, match=message):
+        Config.model_validate(raw)
+
+
+def test_regional_graph_nodes_are_the_domain_points_without_wrap(world):
+    from graphs import load_graph
+
+    from pipeline.tasks.weather_regional import box_indices
+
+    g = load_graph(world["inputs"]["graph"])
+    task = _task(world)
+    lat, lon = np.meshgrid(task.lat, task.lon, indexing="ij")
+    np.testing.assert_allclose(g["grid"].lat.numpy(), lat.reshape(-1), atol=1e-4)
+    np.testing.assert_allclose(g["grid"].lon.numpy(), lon.reshape(-1), atol=1e-4)
+    assert np.abs(g["mesh"].lat.numpy()).max() < 80  # no pole nodes
+    rows, cols = box_indices(task.lat, task.lon, BOX)
+    assert rows.size * cols.size == int(task.interior.sum())

@@ -61,9 +61,11 @@ def parser(variants: list[str], run_root: str) -> argparse.ArgumentParser:
 
 
 def run_variants(args, config: str, variants: dict[str, tuple[list[str], str]],
-                 data_stage: str, shared_stages: tuple[str, ...]) -> dict[str, list[dict]]:
+                 data_stage: str, shared_stages: tuple[str, ...] | dict[str, tuple[str, ...]],
+                 ) -> dict[str, list[dict]]:
     """Make the shared data (`sluice DATA_STAGE`), then every variant × seed; returns per
-    variant a list over seeds of {scores, train_s, params, run_dir}."""
+    variant a list over seeds of {scores, train_s, params, run_dir}. ``shared_stages``: the
+    stages every run links, or per variant."""
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     root = args.run_root.resolve()
     shared = root / "shared"
@@ -76,17 +78,18 @@ def run_variants(args, config: str, variants: dict[str, tuple[list[str], str]],
     results: dict[str, list[dict]] = {}
     for name in args.variants:
         overrides, _ = variants[name]
+        linked = shared_stages[name] if isinstance(shared_stages, dict) else shared_stages
         runs = []
         for seed in args.seeds:
             run_dir = root / name / f"seed{seed}"
             if not args.report_only:
-                link_shared(run_dir, shared, shared_stages)
+                link_shared(run_dir, shared, linked)
                 t0 = time.perf_counter()
                 sluice(["run", config, f"seed={seed}", *args.overrides, *overrides,
                         "--run-dir", str(run_dir)], env, run_dir.with_suffix(".log"))
                 print(f"{name} seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
             manifest = json.loads((run_dir / "manifest.json").read_text())
-            for stage in shared_stages:  # the shared data, not a fresh copy
+            for stage in linked:  # the shared data, not a fresh copy
                 if manifest["stages"][stage]["status"] != "skipped":
                     raise SystemExit(f"{run_dir}: stage {stage} re-ran; the shared data in "
                                      f"{shared} is stale (code or overrides changed?)")

@@ -22,6 +22,8 @@ from pipeline.runner import Stage
 from pipeline.stages import BOUNDARY, CHECKPOINT, GRAPH, REGIONAL, evaluate, graph_spec, train
 from pipeline.train import train_code
 
+GLOBAL = "global"  # the frozen global checkpoint inside a regional one
+
 
 def _cache(work) -> Path:
     from pipeline.runstore import cache_root
@@ -75,6 +77,17 @@ def boundary(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
     write_boundary(driver, regional, out / BOUNDARY)
 
 
+def train_regional(cfg: dict, inputs: dict[str, Path], out: Path, work) -> None:
+    """The pipeline's train stage, then the frozen global model copied into the checkpoint
+    (``checkpoint/global``): a regional checkpoint carries what `sluice forecast` needs."""
+    import shutil
+
+    train(cfg, inputs, out, work)
+    source = Path(cfg["regional"]["global_checkpoint"])
+    shutil.copytree(source, out / CHECKPOINT / GLOBAL,
+                    ignore=shutil.ignore_patterns("rng_*", "optimizer*"))
+
+
 def global_checkpoint_hash(cfg: dict) -> str | None:
     """The frozen global model's state.pt sha256 (None when absent: the stage then fails with
     a DataError naming the path)."""
@@ -92,7 +105,8 @@ def _boundary_section(cfg: dict) -> dict:
 
 def _train_section(cfg: dict) -> dict:
     return {"seed": cfg["seed"], "model": cfg["model"], "train": cfg["train"],
-            "periods": cfg["data"]["periods"], "regional": cfg["regional"]}
+            "periods": cfg["data"]["periods"], "regional": cfg["regional"],
+            "global_checkpoint_sha256": global_checkpoint_hash(cfg)}
 
 
 def regional_stages(cfg: dict) -> dict[str, Stage]:
@@ -117,7 +131,8 @@ def regional_stages(cfg: dict) -> dict[str, Stage]:
                              "models.oneforecast"], inputs=["ingest"], num_cpus=2,
                             main_output=BOUNDARY))
     stages += [
-        Stage("train", train, _train_section, ["pipeline.stages", *code],
+        Stage("train", train_regional, _train_section,
+              ["pipeline.stages", "pipeline.regional_stages", *code],
               inputs=data_inputs, num_cpus=0, main_output=CHECKPOINT),
         Stage("evaluate", evaluate, lambda c: {"evaluate": c["evaluate"],
                                                "global": global_checkpoint_hash(c)},

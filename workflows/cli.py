@@ -49,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default=None,
                    help="forecast store, a path or an object-store URL (default: "
                         "forecasts/<init>.zarr)")
+    f.add_argument("--regional-analysis", default=None,
+                   help="a regional checkpoint (weather_regional): the store holding the "
+                        "regional analysis on its native grid (e.g. RUN/ingest/"
+                        "regional_raw.zarr); --analysis is then the global one")
+    f.add_argument("--regional-out", default=None,
+                   help="the regional forecast store (default: forecasts/<init>_regional.zarr)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing forecast")
     f.add_argument("--graph-cache", type=Path, default=Path("runs") / ".graph_cache",
                    help="where graphs rebuilt from checkpoints are kept")
@@ -111,6 +117,13 @@ def forecast_command(args) -> int:
 
     console = Console(stderr=True)
     init = parse_init_time(args.init_time)
+    from pipeline.regional_forecast import is_regional
+
+    if is_regional(args.checkpoint):
+        return regional_forecast_command(args, init, console)
+    if args.regional_analysis or args.regional_out:
+        raise UserError(f"--regional-analysis/--regional-out: {args.checkpoint} is a global "
+                        "checkpoint (no regional model)")
     forecaster = Forecaster.from_checkpoint(args.checkpoint, args.graph_cache)
     n_steps = parse_lead(args.lead, forecaster.step_hours)
     data = forecaster.meta["config"]["data"]
@@ -127,6 +140,42 @@ def forecast_command(args) -> int:
         raise UserError(f"--out {out}: {e}") from None
     console.print(f"forecast {init} + {n_steps} x {forecaster.step_hours:g} h → {out}")
     print(out)
+    return 0
+
+
+def regional_forecast_command(args, init, console) -> int:
+    """`sluice forecast` of a weather_regional checkpoint: the global and the regional
+    forecast (pipeline/regional_forecast.py), each published atomically."""
+    from pipeline.forecast import parse_lead, write_forecast
+    from pipeline.regional_forecast import RegionalForecaster, make_regional_forecast
+    from workflows.nightly import init_label
+
+    if args.analysis is None or args.regional_analysis is None:
+        raise UserError("a regional checkpoint forecasts from two analyses: --analysis (the "
+                        "global one) and --regional-analysis (the regional one on its native "
+                        "grid, e.g. RUN/ingest/raw.zarr and RUN/ingest/regional_raw.zarr)")
+    forecaster = RegionalForecaster.from_checkpoint(args.checkpoint, args.graph_cache)
+    n_steps = parse_lead(args.lead, forecaster.task.step_hours)
+    label = init_label(init)
+    out = args.out or str(Path("forecasts") / f"{label}.zarr")
+    regional_out = args.regional_out or str(Path("forecasts") / f"{label}_regional.zarr")
+    if out == regional_out:
+        raise UserError(f"--out and --regional-out are the same store: {out}")
+    from pipeline.publish import refuse_existing
+
+    try:  # both refused before either is written: no half of a forecast pair is published
+        for flag, dest in (("--out", out), ("--regional-out", regional_out)):
+            refuse_existing(dest, args.overwrite)
+    except FileExistsError as e:
+        raise UserError(f"{flag} {e}") from None
+    g, r = make_regional_forecast(forecaster, args.analysis, args.regional_analysis, init,
+                                  n_steps)
+    for ds, dest in ((g, out), (r, regional_out)):
+        write_forecast(ds, dest, overwrite=args.overwrite)
+    console.print(f"forecast {init} + {n_steps} x {forecaster.task.step_hours:g} h → {out} "
+                  f"(global), {regional_out} (regional)")
+    print(out)
+    print(regional_out)
     return 0
 
 

@@ -101,17 +101,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
     collate_fn = None  # torch's default_collate: stacks the four parts of each sample
 
     def __init__(self, cfg: dict, inputs: dict[str, str]):
-        from pipeline.config import RegionalConfig
-
-        self.regional_cfg = RegionalConfig.model_validate(cfg["regional"])
-        self.use_boundary = self.regional_cfg.boundary
         store = open_prepared(inputs["regional"])
-        self.rows, self.cols = box_indices(store.lat, store.lon, self.regional_cfg.domain())
-        lat, lon = store.lat[self.rows], store.lon[self.cols]
-        box_rows, box_cols = box_indices(lat, lon, self.regional_cfg.box)
-        self.box_rows, self.box_cols = box_rows, box_cols  # the box inside the domain grid
-        self.interior = np.zeros((lat.size, lon.size), dtype=bool)
-        self.interior[np.ix_(box_rows, box_cols)] = True
+        lat, lon = self._domain(cfg, store.lat, store.lon)
         if self.use_boundary and "boundary" not in inputs:
             raise DataError(inputs["regional"], "boundary", "the boundary stage's store of "
                             "global forecasts (regional.boundary is true)", "none given")
@@ -120,6 +111,37 @@ class WeatherRegionalTask(WeatherGlobalTask):
                    stats={k: getattr(store, k) for k in ("mean", "std", "diff_std")},
                    graph=load_graph(inputs["graph"]), static=((), None),
                    where=f"graph {inputs['graph']}, regional data {inputs['regional']}")
+
+    def _domain(self, cfg: dict, lat: np.ndarray, lon: np.ndarray):
+        """The domain's rows/columns of a grid (lat [H], lon [W]), the box inside it, the
+        interior mask [h, w]; returns the domain's (lat [h], lon [w])."""
+        from pipeline.config import RegionalConfig
+
+        self.regional_cfg = RegionalConfig.model_validate(cfg["regional"])
+        self.use_boundary = self.regional_cfg.boundary
+        self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
+        lat, lon = lat[self.rows], lon[self.cols]
+        self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
+        self.interior = np.zeros((lat.size, lon.size), dtype=bool)
+        self.interior[np.ix_(self.box_rows, self.box_cols)] = True
+        return lat, lon
+
+    @classmethod
+    def from_checkpoint_meta(cls, meta: dict, graph) -> WeatherRegionalTask:
+        """The task of a regional checkpoint from its meta.json (grid = the domain) and graph:
+        what `pipeline.regional_forecast` steps, with no prepared store."""
+        missing = [k for k in ("grid", "time_step_hours", "normalisation", "channels",
+                               "regional") if k not in meta]
+        if missing:
+            raise DataError("checkpoint meta.json", ", ".join(missing), "a weather_regional "
+                            "checkpoint's grid, step, normalisation and region", "absent")
+        task = cls.__new__(cls)
+        lat, lon = task._domain(meta["config"], np.asarray(meta["grid"]["latitude"]),
+                                np.asarray(meta["grid"]["longitude"]))
+        task._bind(meta["config"], {}, channels=list(meta["channels"]), lat=lat, lon=lon,
+                   step_hours=float(meta["time_step_hours"]), stats=meta["normalisation"],
+                   graph=graph, static=((), None), where="checkpoint meta.json and its graph")
+        return task
 
     # -- inputs ----------------------------------------------------------------------------------
     @property

@@ -194,7 +194,6 @@ def test_margin_is_the_global_forecast_and_the_loss_sees_only_the_box(world):
 
 def test_without_boundary_the_model_sees_the_box_alone(world):
     from graphs import build_graph
-
     from pipeline.ingest import open_prepared
     from pipeline.regional_stages import regional_graph_spec
 
@@ -313,7 +312,6 @@ def test_regional_config_errors_name_the_field(change, message):
 
 def test_regional_graph_nodes_are_the_domain_points_without_wrap(world):
     from graphs import load_graph
-
     from pipeline.tasks.weather_regional import box_indices
 
     g = load_graph(world["inputs"]["graph"])
@@ -324,3 +322,82 @@ def test_regional_graph_nodes_are_the_domain_points_without_wrap(world):
     assert np.abs(g["mesh"].lat.numpy()).max() < 80  # no pole nodes
     rows, cols = box_indices(task.lat, task.lon, BOX)
     assert rows.size * cols.size == int(task.interior.sum())
+
+
+# -- sluice forecast: global + regional ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def regional_checkpoint(world):
+    """A regional model trained 4 steps by the training loop, with the global model inside its
+    checkpoint as the train stage leaves it (`regional_stages.train_regional`)."""
+    import shutil
+
+    from pipeline.regional_stages import GLOBAL
+    from pipeline.session import TorchrunSession
+    from pipeline.train import run_training
+
+    run_training(world["cfg"], world["inputs"], TorchrunSession(world["root"] / "rtrain"))
+    ckpt = world["root"] / "rtrain" / "checkpoint_000000004"
+    shutil.copytree(world["cfg"]["regional"]["global_checkpoint"], ckpt / GLOBAL)
+    return ckpt
+
+
+def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
+        world, regional_checkpoint, tmp_path):
+    import xarray as xr
+
+    from pipeline import checkpoint as ck
+    from pipeline.ingest import open_prepared
+    from workflows.cli import main
+
+    ingest = world["root"] / "ingest"
+    out, regional_out = tmp_path / "g.zarr", tmp_path / "r.zarr"
+    args = ["forecast", "--init-time", "2001-01-06T06", "--checkpoint", str(regional_checkpoint),
+            "--lead", "18h", "--analysis", str(ingest / "raw.zarr"),
+            "--regional-analysis", str(ingest / "regional_raw.zarr"), "--out", str(out),
+            "--regional-out", str(regional_out), "--graph-cache", str(tmp_path / "cache")]
+    assert main(args) == 0
+    r = xr.open_zarr(regional_out, consolidated=False)
+    assert r.sizes["prediction_timedelta"] == 3 and r.attrs["box"] == BOX
+    # by hand: the global rollout from the prepared store, interpolated, drives the task's steps
+    task = _task(world)
+    model = task.build_model()
+    model.load_state_dict(ck.load_state(regional_checkpoint)["model"])
+    model.eval()
+    reg = open_prepared(world["inputs"]["regional"])
+    i = int(np.flatnonzero(reg.times == np.datetime64("2001-01-06T06", "ns"))[0])
+    g = torch.from_numpy(_global_forecast(world, i, steps=3))  # on the regional store grid
+    crop = lambda a: a[..., task.rows, :][..., task.cols]  # noqa: E731
+    from models.oneforecast.nested import BoundaryInterpolator
+
+    glob_store = open_prepared(world["inputs"]["prepared"])
+    analysis = BoundaryInterpolator(glob_store.lat, glob_store.lon, reg.lat, reg.lon)(
+        torch.from_numpy(np.asarray(glob_store.data[i:i + 1])))  # lead 0 on the margin
+    t0 = int(reg.times[i].astype(np.int64))
+
+    def rollout(margin):
+        x = task.with_margin(torch.from_numpy(crop(np.asarray(reg.data[i])))[None],
+                             crop(margin))
+        out = []
+        with torch.no_grad():
+            for k in range(3):
+                x = task.forecast(model, x, torch.tensor([t0 + k * STEP_NS]), crop(g[k:k + 1]))
+                out.append(x[0, task.channels.index("temperature_850")].numpy())
+        return np.stack(out)
+
+    t850 = r["temperature"].sel(level=850).values[0][:, ::-1]  # latitude back to descending
+    np.testing.assert_array_equal(t850, rollout(analysis))  # the same arithmetic, bit for bit
+    # and it tells the margin it starts from (the analysis, lead 0): another margin differs
+    assert not np.array_equal(t850, rollout(g[:1]))
+    glob = xr.open_zarr(out, consolidated=False)
+    assert glob.sizes["latitude"] == 32 and glob.sizes["longitude"] == 64
+
+
+def test_forecast_of_a_regional_checkpoint_needs_both_analyses(world, regional_checkpoint,
+                                                                 tmp_path, capsys):
+    from workflows.cli import main
+
+    code = main(["forecast", "--init-time", "2001-01-06T06", "--checkpoint",
+                 str(regional_checkpoint), "--lead", "6h", "--analysis",
+                 str(world["root"] / "ingest" / "raw.zarr"), "--out", str(tmp_path / "g.zarr")])
+    assert code == 2 and "--regional-analysis" in capsys.readouterr().err
+    assert not (tmp_path / "g.zarr").exists()

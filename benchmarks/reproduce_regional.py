@@ -1,0 +1,135 @@
+"""Reproduce issue 9's nested-grid claim at small scale on the synthetic atmosphere.
+
+    python benchmarks/reproduce_regional.py [--global-checkpoint DIR] [--seeds 0 1 2]
+                                            [--variants nested no_boundary]
+                                            [--run-root runs/regional] [--report-only]
+
+The frozen global model is a `configs/oneforecast_small.yaml` run (5.625°, issue 5's gated
+OneForecast model); without ``--global-checkpoint`` one is trained first (`sluice run`, seed
+0, into RUN_ROOT/global). Then `configs/oneforecast_regional.yaml` makes the shared data once
+(`sluice boundary ... --run-dir RUN_ROOT/shared`: one core run writing the global store and the
+native 2.8125° regional truth, and the global model's one-step forecasts on the regional grid)
+and trains each arm × seed through the real pipeline (`sluice run`: 2 Ray Train workers, DDP
+over gloo, one core each), linking the shared stages:
+
+- ``nested``: the regional model with the global boundary channels (OneForecast's design);
+- ``no_boundary``: the same regional model without them (and without the margin);
+- the global forecast interpolated to the regional grid is scored inside every run's evaluate
+  stage (`global_interpolated`; one frozen model, so the same figure in every run).
+
+Printed: per arm the parameter count and training seconds; RMSE and ACC inside the box per
+variable and lead (12-72 h), mean ± std over seeds; the claim checks; one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.reproduce import parser, run_variants, sd, sluice
+
+CONFIG = "configs/oneforecast_regional.yaml"
+GLOBAL_CONFIG = "configs/oneforecast_small.yaml"
+ARMS = {
+    "nested": ([], "regional model + the frozen global forecast as boundary channels"),
+    "no_boundary": (["regional.boundary=false"], "the same regional model without them"),
+}
+SHARED = {"nested": ("ingest", "boundary"), "no_boundary": ("ingest",)}
+REPORTED = ("geopotential_500", "temperature_850", "2m_temperature", "10m_u_component_of_wind",
+            "mean_sea_level_pressure", "u_component_of_wind_850", "specific_humidity_700",
+            "temperature_250")
+LEADS = ("12", "24", "36", "48", "60", "72")
+
+
+def main() -> int:
+    p = parser(list(ARMS), "regional")
+    p.add_argument("--global-checkpoint", type=Path, default=None,
+                   help="the frozen global model (default: train one into RUN_ROOT/global)")
+    args = p.parse_args()
+    checkpoint = args.global_checkpoint
+    if checkpoint is None:
+        checkpoint = args.run_root.resolve() / "global" / "train" / "checkpoint"
+        if not args.report_only and not checkpoint.is_dir():
+            env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+            args.run_root.mkdir(parents=True, exist_ok=True)
+            sluice(["run", GLOBAL_CONFIG, "--run-dir", str(checkpoint.parents[1])], env,
+                   args.run_root / "global.log")
+    args.overrides = [*args.overrides, f"regional.global_checkpoint={checkpoint.resolve()}"]
+    results = run_variants(args, CONFIG, ARMS, "boundary", SHARED)
+    report(results, args.seeds)
+    return 0
+
+
+def metric(runs: list[dict], forecaster: str, channel: str, lead: str, name: str) -> np.ndarray:
+    return np.array([r["scores"]["scores"][forecaster][channel][lead][name] for r in runs])
+
+
+def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
+    any_runs = next(iter(results.values()))
+    channels = [c for c in REPORTED if c in any_runs[0]["scores"]["scores"]["model"]]
+    figures: dict[str, float] = {"seeds": len(seeds), "cores": os.cpu_count() or 0,
+                                 "n_forecasts": any_runs[0]["scores"]["n_forecasts"]}
+    print(f"\nInside the box, test year, {any_runs[0]['scores']['n_forecasts']} initial times; "
+          f"mean ± std over seeds {seeds}")
+    for name, runs in results.items():
+        train_s = np.array([r["train_s"] for r in runs])
+        print(f"  {name}: {runs[0]['params']:,} parameters, train stage {train_s.mean():.0f} s "
+              f"(max {train_s.max():.0f})")
+        figures[f"{name}_parameters"] = runs[0]["params"]
+        figures[f"{name}_train_seconds_max"] = float(train_s.max())
+    rows = [(f"{name}", runs, "model") for name, runs in results.items()]
+    rows += [(b, any_runs, b) for b in ("global_interpolated", "persistence", "climatology")]
+    for m in ("rmse", "acc"):
+        print(f"\n{m.upper()}")
+        for c in channels:
+            print(f"{c:<26}" + "".join(f"{lead + ' h':>19}" for lead in LEADS))
+            for label, runs, f in rows:
+                cells = []
+                for lead in LEADS:
+                    v = metric(runs, f, c, lead, m)
+                    cells.append(f"{v.mean():>11.4g} ± {sd(v):<5.2g}" if f == "model"
+                                 else f"{v.mean():>19.4g}")
+                    figures[f"{label}_{m}{lead}_{c}"] = float(v.mean())
+                    if f == "model":
+                        figures[f"{label}_{m}{lead}_std_{c}"] = sd(v)
+                print(f"  {label:<24}" + "".join(cells))
+    if "nested" in results:
+        claims = claim_checks(results, channels)
+        print("\nClaims (nested beats the other by more than the seeds' spread, "
+              "mean difference > sd_nested + sd_other, every lead 12-72 h):")
+        for k, v in claims.items():
+            print(f"  {k}: {v}")
+            figures[k] = v if isinstance(v, int | float) else 0
+    print(json.dumps({"benchmark": "regional_reproduction", "figures": figures}))
+
+
+def claim_checks(results: dict[str, list[dict]], channels: list[str]) -> dict:
+    """Per opponent: on how many (variable, lead) cells the nested model's mean RMSE is below
+    the opponent's by more than the two arms' seed stds together, and whether all are."""
+    nested = results["nested"]
+    out = {}
+    opponents = [("global_interpolated", nested, "global_interpolated")]
+    if "no_boundary" in results:
+        opponents.append(("no_boundary", results["no_boundary"], "model"))
+    for label, runs, f in opponents:
+        wins = 0
+        for c in channels:
+            for lead in LEADS:
+                ours, theirs = (metric(nested, "model", c, lead, "rmse"),
+                                metric(runs, f, c, lead, "rmse"))
+                wins += theirs.mean() - ours.mean() > sd(ours) + sd(theirs)
+        total = len(channels) * len(LEADS)
+        out[f"nested_beats_{label}_cells"] = wins
+        out[f"nested_beats_{label}_cells_of"] = total
+        out[f"nested_beats_{label}_everywhere"] = int(wins == total)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -269,8 +269,9 @@ class WeatherRegionalTask(WeatherGlobalTask):
         batch = 8
         for a in range(0, len(inits), batch):
             idx = inits[a:a + batch]
-            g_states = torch.stack([glob[i][0] for i in idx])  # [B, S, C, H, W]
-            t0 = torch.stack([glob[i][2] for i in idx])  # [B]
+            windows = [glob[i] for i in idx]
+            g_states = torch.stack([w[0] for w in windows])  # [B, S, C, H, W]
+            t0 = torch.stack([w[2] for w in windows])  # [B]
             samples = [reg[position[int(t)]] for t in t0.tolist()]
             x0 = torch.stack([s[0][-1] for s in samples])  # [B, C, h, w]
             truth = torch.stack([s[1] for s in samples])  # [B, K, C, h, w]

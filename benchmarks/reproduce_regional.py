@@ -67,7 +67,9 @@ def main() -> int:
 
 
 def metric(runs: list[dict], forecaster: str, channel: str, lead: str, name: str) -> np.ndarray:
-    return np.array([r["scores"]["scores"][forecaster][channel][lead][name] for r in runs])
+    """Per seed; NaN where undefined (the climatology's ACC: its anomaly is zero)."""
+    values = [r["scores"]["scores"][forecaster][channel][lead][name] for r in runs]
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
 def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
@@ -84,12 +86,13 @@ def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
         figures[f"{name}_parameters"] = runs[0]["params"]
         figures[f"{name}_train_seconds_max"] = float(train_s.max())
     rows = [(f"{name}", runs, "model") for name, runs in results.items()]
-    rows += [(b, any_runs, b) for b in ("global_interpolated", "persistence", "climatology")]
+    baselines = ("global_interpolated", "persistence", "climatology")
     for m in ("rmse", "acc"):
         print(f"\n{m.upper()}")
         for c in channels:
             print(f"{c:<26}" + "".join(f"{lead + ' h':>19}" for lead in LEADS))
-            for label, runs, f in rows:
+            for label, runs, f in rows + [(b, any_runs, b) for b in baselines
+                                          if m == "rmse" or b != "climatology"]:
                 cells = []
                 for lead in LEADS:
                     v = metric(runs, f, c, lead, m)
@@ -123,7 +126,7 @@ def claim_checks(results: dict[str, list[dict]], channels: list[str]) -> dict:
             for lead in LEADS:
                 ours, theirs = (metric(nested, "model", c, lead, "rmse"),
                                 metric(runs, f, c, lead, "rmse"))
-                wins += theirs.mean() - ours.mean() > sd(ours) + sd(theirs)
+                wins += int(theirs.mean() - ours.mean() > sd(ours) + sd(theirs))
         total = len(channels) * len(LEADS)
         out[f"nested_beats_{label}_cells"] = wins
         out[f"nested_beats_{label}_cells_of"] = total

@@ -66,6 +66,28 @@ def in_boxes(lat_deg: np.ndarray, lon_deg: np.ndarray, boxes) -> np.ndarray:
     return inside
 
 
+def box_indices(lat_deg: np.ndarray, lon_deg: np.ndarray, box, slack: float = 1e-6
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a rectilinear grid's latitudes and the columns of its longitudes inside one
+    ``(lat_min, lat_max, lon_min, lon_max)`` box (as `in_boxes`; ``slack`` degrees beyond each
+    side keep points on a side that arithmetic moved by a rounding error).
+
+    Args:
+        lat_deg: [H] degrees north, any order.
+        lon_deg: [W] degrees east, any convention and order.
+
+    Returns:
+        ([h] int64, [w] int64): row and column indices, in the grid's own order.
+    """
+    lat_min, lat_max, lon_min, lon_max = (float(v) for v in box)
+    wide = [(lat_min - slack, lat_max + slack, lon_min - slack, lon_max + slack)]
+    lat = np.asarray(lat_deg, dtype=np.float64)
+    lon = np.asarray(lon_deg, dtype=np.float64)
+    rows = in_boxes(lat, np.full(lat.shape, lon_min), wide)
+    cols = in_boxes(np.full(lon.shape, lat_min), lon, wide)
+    return np.flatnonzero(rows).astype(np.int64), np.flatnonzero(cols).astype(np.int64)
+
+
 def face_centroid_lat_lon(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
     """Latitude and longitude (degrees) of each face's centroid projected onto the sphere.
 

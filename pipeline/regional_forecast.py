@@ -81,7 +81,7 @@ class RegionalForecaster:
     def regional_state(self, analysis, where) -> np.ndarray:
         """The regional analysis (`pipeline.analysis.Analysis`, one time) on the domain:
         [C, h, w]; DataError unless it holds the checkpoint's channels on its grid there."""
-        from pipeline.tasks.weather_regional import box_indices
+        from graphs.regions import box_indices
 
         task = self.task
         if list(analysis.channels) != list(task.channels):

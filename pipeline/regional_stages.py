@@ -36,7 +36,7 @@ def regional_graph_spec(cfg: dict, lat, lon):
     domain: grid nodes = the domain's points, ``domain`` = the box plus margin, mesh refined
     ``graph.region_levels`` more times there (GraphSpec.regions = the domain)."""
     from pipeline.config import RegionalConfig
-    from pipeline.tasks.weather_regional import box_indices
+    from graphs.regions import box_indices
 
     domain = RegionalConfig.model_validate(cfg["regional"]).domain()
     rows, cols = box_indices(lat, lon, domain)

@@ -55,6 +55,14 @@ def output_grid(grid) -> tuple[np.ndarray, np.ndarray, bool]:
     return lat, np.arange(nlon) * (360.0 / nlon), poles
 
 
+def selected_levels(fields: dict[str, np.ndarray], variables, level_index):
+    """(name, field) for each of ``variables``, a 3-D field [level, lat, lon] cut to the
+    ``level_index`` levels."""
+    for name in variables:
+        x = fields[name]
+        yield name, (x[level_index] if x.ndim == 3 else x)
+
+
 class FieldMaker:
     """Turns core states into output fields on one output grid (float32, selected levels)."""
 
@@ -76,10 +84,7 @@ class FieldMaker:
     def from_fields(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The output fields from the core's column fields on ``eval_grid``."""
         out = {}
-        for name in self.variables:
-            x = fields[name]
-            if x.ndim == 3:
-                x = x[self.level_index]
+        for name, x in selected_levels(fields, self.variables, self.level_index):
             if self.coarse:
                 x = regrid_conservative_array(x, self.native.latitude, self.native.longitude,
                                               self.lat, self.lon, src_lat_edges=self._src_edges)
@@ -101,12 +106,10 @@ class NativeCrop:
         if not maker.coarse:
             raise ValueError("a native regional crop needs a global output grid coarser than "
                              f"the core's {maker.config.nlat} x {maker.config.nlon}")
-        lat_min, lat_max, lon_min, lon_max = (float(v) for v in box)
-        native = maker.native
-        lat, lon = np.asarray(native.latitude), np.asarray(native.longitude)
-        self.rows = np.flatnonzero((lat >= lat_min) & (lat <= lat_max))
-        east = np.mod(lon - lon_min, 360.0)  # degrees east of lon_min
-        self.cols = np.flatnonzero(east <= np.mod(lon_max - lon_min, 360.0))
+        from graphs.regions import box_indices
+
+        lat, lon = np.asarray(maker.native.latitude), np.asarray(maker.native.longitude)
+        self.rows, self.cols = box_indices(lat, lon, box)
         if self.rows.size < 2 or self.cols.size < 2:
             raise ValueError(f"box {list(box)} holds {self.rows.size} x {self.cols.size} native "
                              "grid points; at least 2 x 2 are needed")
@@ -115,13 +118,8 @@ class NativeCrop:
         self.variables, self.level_index = maker.variables, maker.level_index
 
     def from_fields(self, fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = {}
-        for name in self.variables:
-            x = fields[name]
-            if x.ndim == 3:
-                x = x[self.level_index]
-            out[name] = x[..., self.rows[:, None], self.cols].astype(np.float32)
-        return out
+        return {name: x[..., self.rows[:, None], self.cols].astype(np.float32)
+                for name, x in selected_levels(fields, self.variables, self.level_index)}
 
 
 def _dataset(times, blocks: dict[str, list], maker: FieldMaker, levels, attrs) -> xr.Dataset:

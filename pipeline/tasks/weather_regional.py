@@ -40,22 +40,11 @@ import torch
 from torch.utils.data import Dataset
 
 from graphs import load_graph
+from graphs.regions import box_indices
 from pipeline.datasets import WeatherWindows
 from pipeline.errors import DataError
 from pipeline.ingest import open_prepared
 from pipeline.tasks.weather import WeatherGlobalTask, rollout_steps
-
-
-def box_indices(lat: np.ndarray, lon: np.ndarray, box) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of lat [H] in [lat_min, lat_max] and columns of lon [W] from lon_min eastward to
-    lon_max (crossing the date line when lon_min > lon_max): ([h] int64, [w] int64), in the
-    grid's own order. A small slack (1e-6°) keeps points on the box's edges."""
-    lat_min, lat_max, lon_min, lon_max = (float(v) for v in box)
-    eps = 1e-6
-    rows = np.flatnonzero((lat >= lat_min - eps) & (lat <= lat_max + eps))
-    east = np.mod(np.asarray(lon, np.float64) - lon_min + eps, 360.0)
-    cols = np.flatnonzero(east <= np.mod(lon_max - lon_min, 360.0) + 2 * eps)
-    return rows.astype(np.int64), cols.astype(np.int64)
 
 
 class RegionalWindows(Dataset):

@@ -279,3 +279,20 @@ def test_quarter_degree_level_6_graph():
     weights = spherical_barycentric(grid_xyz, vertices[m2g])
     assert weights.min() >= -1e-6  # float32 lat/lon of the grid: about 1e-7 of an edge off
     assert (np.bincount(data[G2M].edge_index[0].numpy(), minlength=num_grid) >= 1).all()
+
+
+def test_box_indices_pick_rows_and_columns_by_hand():
+    from graphs.regions import box_indices
+
+    lat = np.array([60.0, 45.0, 30.0, 15.0])  # descending, as the stores
+    lon = np.array([0.0, 90.0, 170.0, 180.0, 190.0, 350.0])
+    rows, cols = box_indices(lat, lon, (20, 50, 170, 185))
+    assert rows.tolist() == [1, 2] and cols.tolist() == [2, 3]
+    # across the date line and the 0° meridian: 350 eastward to 90
+    rows, cols = box_indices(lat, lon, (15, 60, 350, 90))
+    assert rows.tolist() == [0, 1, 2, 3] and cols.tolist() == [0, 1, 5]
+    # a side moved by a rounding error still holds its points; a real offset does not
+    _, cols = box_indices(lat, lon, (0, 90, 90 + 1e-9, 170 - 1e-9))
+    assert cols.tolist() == [1, 2]
+    _, cols = box_indices(lat, lon, (0, 90, 90.01, 170))
+    assert cols.tolist() == [2]

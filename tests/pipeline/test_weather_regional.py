@@ -312,7 +312,7 @@ def test_regional_config_errors_name_the_field(change, message):
 
 def test_regional_graph_nodes_are_the_domain_points_without_wrap(world):
     from graphs import load_graph
-    from pipeline.tasks.weather_regional import box_indices
+    from graphs.regions import box_indices
 
     g = load_graph(world["inputs"]["graph"])
     task = _task(world)

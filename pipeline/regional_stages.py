@@ -35,8 +35,8 @@ def regional_graph_spec(cfg: dict, lat, lon):
     """The graph section's spec on the regional store's grid (lat [H], lon [W]), cropped to the
     domain: grid nodes = the domain's points, ``domain`` = the box plus margin, mesh refined
     ``graph.region_levels`` more times there (GraphSpec.regions = the domain)."""
-    from pipeline.config import RegionalConfig
     from graphs.regions import box_indices
+    from pipeline.config import RegionalConfig
 
     domain = RegionalConfig.model_validate(cfg["regional"]).domain()
     rows, cols = box_indices(lat, lon, domain)

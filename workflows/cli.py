@@ -163,11 +163,11 @@ def regional_forecast_command(args, init, console) -> int:
         raise UserError(f"--out and --regional-out are the same store: {out}")
     from pipeline.publish import refuse_existing
 
-    try:  # both refused before either is written: no half of a forecast pair is published
-        for flag, dest in (("--out", out), ("--regional-out", regional_out)):
+    for flag, dest in (("--out", out), ("--regional-out", regional_out)):
+        try:  # both refused before either is written: no half of a forecast pair is published
             refuse_existing(dest, args.overwrite)
-    except FileExistsError as e:
-        raise UserError(f"{flag} {e}") from None
+        except FileExistsError as e:
+            raise UserError(f"{flag} {e}") from None
     g, r = make_regional_forecast(forecaster, args.analysis, args.regional_analysis, init,
                                   n_steps)
     for ds, dest in ((g, out), (r, regional_out)):

@@ -212,8 +212,10 @@ def test_grounding_pools_the_video_tokens_where_an_option_content_appears():
     with torch.no_grad():
         model.ground_beta.fill_(1.0)
         read = model.ground(e, content, video, valid)
-    n = lambda x: (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False,
-                                                                   keepdim=True) + 1e-5)
+    def n(x):  # LayerNorm without affine
+        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False,
+                                                                 keepdim=True) + 1e-5)
+
     alpha = torch.softmax((n(e) * n(content)).sum(-1) / 4.0, -1)  # √16 = 4
     torch.testing.assert_close(read[0, 0, 0], (alpha * torch.tensor([1.0, 2.0, 3.0])).sum())
     # a padded token is never read, however well it matches

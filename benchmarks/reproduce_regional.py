@@ -51,6 +51,8 @@ def main() -> int:
     p = parser(list(ARMS), "regional")
     p.add_argument("--global-checkpoint", type=Path, default=None,
                    help="the frozen global model (default: train one into RUN_ROOT/global)")
+    p.add_argument("--markdown", action="store_true",
+                   help="also print the tables as Markdown (docs/results.md)")
     args = p.parse_args()
     checkpoint = args.global_checkpoint
     if checkpoint is None:
@@ -62,7 +64,7 @@ def main() -> int:
                    args.run_root / "global.log")
     args.overrides = [*args.overrides, f"regional.global_checkpoint={checkpoint.resolve()}"]
     results = run_variants(args, CONFIG, ARMS, "boundary", SHARED)
-    report(results, args.seeds)
+    report(results, args.seeds, markdown=args.markdown)
     return 0
 
 
@@ -72,7 +74,7 @@ def metric(runs: list[dict], forecaster: str, channel: str, lead: str, name: str
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
+def report(results: dict[str, list[dict]], seeds: list[int], markdown: bool = False) -> None:
     any_runs = next(iter(results.values()))
     channels = [c for c in REPORTED if c in any_runs[0]["scores"]["scores"]["model"]]
     figures: dict[str, float] = {"seeds": len(seeds), "cores": os.cpu_count() or 0,
@@ -102,6 +104,8 @@ def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
                     if f == "model":
                         figures[f"{label}_{m}{lead}_std_{c}"] = sd(v)
                 print(f"  {label:<24}" + "".join(cells))
+    if markdown:
+        print(markdown_tables(results, channels))
     if "nested" in results:
         claims = claim_checks(results, channels)
         print("\nClaims (nested beats the other by more than the seeds' spread, "
@@ -110,6 +114,27 @@ def report(results: dict[str, list[dict]], seeds: list[int]) -> None:
             print(f"  {k}: {v}")
             figures[k] = v if isinstance(v, int | float) else 0
     print(json.dumps({"benchmark": "regional_reproduction", "figures": figures}))
+
+
+def markdown_tables(results: dict[str, list[dict]], channels: list[str]) -> str:
+    """RMSE and ACC per variable and lead as Markdown: the arms' mean ± std, the baselines'."""
+    any_runs = next(iter(results.values()))
+    lines = []
+    for m in ("rmse", "acc"):
+        lines += ["", f"{m.upper()} inside the box (mean ± std over seeds):", "",
+                  "| variable | forecast | " + " | ".join(f"{lead} h" for lead in LEADS) + " |",
+                  "|---|---|" + "---|" * len(LEADS)]
+        for c in channels:
+            rows = [(name, runs, "model") for name, runs in results.items()]
+            rows += [(b, any_runs, b) for b in ("global_interpolated", "persistence")]
+            for label, runs, f in rows:
+                cells = []
+                for lead in LEADS:
+                    v = metric(runs, f, c, lead, m)
+                    cells.append(f"{v.mean():.4g} ± {sd(v):.2g}" if f == "model"
+                                 else f"{v.mean():.4g}")
+                lines.append(f"| {c} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def claim_checks(results: dict[str, list[dict]], channels: list[str]) -> dict:

@@ -64,7 +64,12 @@ class GlobalDriver:
     def check_data(self, prepared) -> None:
         """DataError unless the prepared global store is the data the model was trained on:
         same channels, grid and normalisation statistics."""
-        self.forecaster.check_analysis(self.store_view(), prepared)
+        from pipeline.analysis import Analysis
+
+        first = Analysis(values=np.asarray(self.store.data[:1]), times=self.store.times[:1],
+                         channels=self.store.channels, lat=self.store.lat, lon=self.store.lon,
+                         attrs={})
+        self.forecaster.check_analysis(first, prepared)  # channels, grid, units
         meta = self.forecaster.meta["normalisation"]
         for key in ("mean", "std", "diff_std"):
             ours = np.asarray(getattr(self.store, key), np.float64)
@@ -75,13 +80,6 @@ class GlobalDriver:
                                 f"({self.checkpoint / 'meta.json'}): the same trajectory it was "
                                 f"trained on", f"{self.store.channels[c]}: {ours[c]:.6g} vs "
                                 f"{theirs[c]:.6g}")
-
-    def store_view(self):
-        """What `Forecaster.check_analysis` reads: channels, grid, a few values."""
-        class View:
-            channels, lat, lon = self.store.channels, self.store.lat, self.store.lon
-            values = np.asarray(self.store.data[:1])
-        return View
 
     @torch.no_grad()
     def rollout_on_region(self, states: torch.Tensor, init_ns: torch.Tensor, n_steps: int

@@ -345,6 +345,7 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
         world, regional_checkpoint, tmp_path):
     import xarray as xr
 
+    from models.oneforecast.nested import BoundaryInterpolator
     from pipeline import checkpoint as ck
     from pipeline.ingest import open_prepared
     from workflows.cli import main
@@ -367,8 +368,6 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
     i = int(np.flatnonzero(reg.times == np.datetime64("2001-01-06T06", "ns"))[0])
     g = torch.from_numpy(_global_forecast(world, i, steps=3))  # on the regional store grid
     crop = lambda a: a[..., task.rows, :][..., task.cols]  # noqa: E731
-    from models.oneforecast.nested import BoundaryInterpolator
-
     glob_store = open_prepared(world["inputs"]["prepared"])
     analysis = BoundaryInterpolator(glob_store.lat, glob_store.lon, reg.lat, reg.lon)(
         torch.from_numpy(np.asarray(glob_store.data[i:i + 1])))  # lead 0 on the margin

@@ -5,16 +5,10 @@ The run trains the global model (unless given), then 2 arms × 3 seeds through `
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from benchmarks.reproduce_regional import LEADS, claim_checks
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.reproduction import run_reproduction
 
 
 def runs(model: list[float], interp: float) -> list[dict]:
@@ -43,9 +37,6 @@ def test_a_win_needs_a_margin_larger_than_both_spreads():
 
 @pytest.mark.slow
 def test_reproduction_meets_the_issue_claims(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/reproduce_regional.py", "--run-root",
-                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])["figures"]
+    figures = run_reproduction("benchmarks/reproduce_regional.py", tmp_path)
     assert figures["nested_beats_global_interpolated_everywhere"] == 1
     assert figures["nested_beats_no_boundary_everywhere"] == 1

@@ -5,17 +5,11 @@ which CI skips; docs/results.md records its numbers."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from benchmarks.reproduce_videoqa import LONG_RANGE, claims
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.reproduction import run_reproduction
 
 
 def runs(by_type: dict[str, list[float]]) -> list[dict]:
@@ -41,10 +35,7 @@ def test_claims_compare_long_range_means_and_check_meanpool_at_chance():
 
 @pytest.mark.slow
 def test_reproduction_meets_the_issue_claims(tmp_path):
-    done = subprocess.run([sys.executable, "benchmarks/reproduce_videoqa.py", "--run-root",
-                           str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    figures = json.loads(done.stdout.strip().splitlines()[-1])["figures"]
+    figures = run_reproduction("benchmarks/reproduce_videoqa.py", tmp_path)
     assert figures["ssl_minus_conv_long_range_points"] >= 10
     assert figures["ssl_minus_meanpool_long_range_points"] >= 10
     for kind in LONG_RANGE:

@@ -62,8 +62,6 @@ class RegionalWindows(Dataset):
                 raise DataError(boundary, "time", f"the regional store's times ({regional})",
                                 "other times")
         self.rows, self.cols = torch.as_tensor(rows), torch.as_tensor(cols)
-        self.period = tuple(period)
-        self.prepared_path = self.truth.prepared_path
 
     def __len__(self) -> int:
         return len(self.truth)
@@ -208,9 +206,6 @@ class WeatherRegionalTask(WeatherGlobalTask):
             x = self.with_margin(self.to_physical(output, x), nxt(j + 1))
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
-
-    def sample_ids(self, batch) -> list[int]:
-        return batch[2].tolist()
 
     def checkpoint_meta(self) -> dict:
         meta = super().checkpoint_meta()

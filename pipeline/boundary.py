@@ -134,10 +134,7 @@ def write_boundary(driver: GlobalDriver, regional, dest, *, batch_size: int = 8)
         xr.Dataset({"data": template, **stats}, attrs=attrs).to_zarr(
             tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
             encoding={"data": {"chunks": (1, *shape[1:])}, "time": TIME_ENCODING})
-        group = zarr.open_group(os.fspath(tmp), mode="r+")
-        for name, values in stats.items():  # compute=False left the small arrays unwritten
-            group[name][:] = values[1]
-        array = group["data"]
+        array = zarr.open_group(os.fspath(tmp), mode="r+")["data"]  # stats written eagerly
         lead0 = torch.from_numpy(np.asarray(glob.data[:min(s, n)]))
         array[:min(s, n)] = driver.interpolate(lead0.to(driver.device)).cpu().numpy()
         for a in range(s, n, batch_size):  # forecasts valid at a .. b-1 from inits a-1 .. b-2

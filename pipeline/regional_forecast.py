@@ -106,14 +106,9 @@ class RegionalForecaster:
         g = self.interpolate(torch.from_numpy(glob))  # [K, C, h, w]
         x0 = torch.from_numpy(np.ascontiguousarray(regional_state, np.float32))[None]
         g0 = self.interpolate(torch.from_numpy(np.asarray(global_states[-1:], np.float32)))
-        x = self.task.with_margin(x0, g0)
-        dt = round(self.task.step_hours * 3.6e12)
-        out = []
-        for k in range(n_steps):
-            g_k = g[k:k + 1] if self.task.use_boundary else None
-            x = self.task.forecast(self.model, x, torch.tensor([init_ns + k * dt]), g_k).float()
-            out.append(x[0].numpy())
-        return glob, np.stack(out)
+        regional = self.task.rollout(self.model, x0, g0, g[None],
+                                     torch.tensor([init_ns], dtype=torch.int64))
+        return glob, regional[0].numpy()
 
 
 def make_regional_forecast(forecaster: RegionalForecaster, global_source, regional_source,

@@ -182,6 +182,20 @@ class WeatherRegionalTask(WeatherGlobalTask):
         output = self.network_output(model, x0, time_ns, boundary_next)
         return self.with_margin(self.to_physical(output, x0), boundary_next)
 
+    def rollout(self, model, x0: torch.Tensor, margin0: torch.Tensor, g: torch.Tensor,
+                t0: torch.Tensor) -> torch.Tensor:
+        """The regional rollout of a forecast (module docstring): x0 [B, C, h, w] the regional
+        analysis at t0 [B], margin0 [B, C, h, w] the interpolated global analysis there (its
+        margin), g [B, K, C, h, w] the interpolated global rollout (leads 1..K) → the regional
+        forecasts [B, K, C, h, w]."""
+        dt = round(self.step_hours * 3.6e12)
+        x, out = self.with_margin(x0, margin0), []
+        for k in range(g.shape[1]):
+            x = self.forecast(model, x, t0 + k * dt, g[:, k] if self.use_boundary else None
+                              ).float()
+            out.append(x)
+        return torch.stack(out, dim=1)
+
     # -- training --------------------------------------------------------------------------------
     def _windows(self, split: str, lead_steps: int) -> RegionalWindows:
         period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
@@ -260,14 +274,12 @@ class WeatherRegionalTask(WeatherGlobalTask):
             x0 = torch.stack([s[0][-1] for s in samples])  # [B, C, h, w]
             truth = torch.stack([s[1] for s in samples])  # [B, K, C, h, w]
             g = driver.rollout_on_region(g_states, t0, k_max)  # [B, K, C, h, w]
-            x = self.with_margin(x0, driver.interpolate(g_states[:, -1]))  # lead-0 margin
+            forecasts = self.rollout(model, x0, driver.interpolate(g_states[:, -1]), g, t0)
             for k in range(k_max):
-                g_k = g[:, k] if self.use_boundary else None
-                x = self.forecast(model, x, t0 + k * dt, g_k).float()
                 valid = (t0 + (k + 1) * dt).numpy()
                 c = clim.at(valid, self.channels)[..., store_rows, :][..., store_cols]
                 o = box(truth[:, k]).numpy()
-                for name, f in (("model", box(x).numpy()),
+                for name, f in (("model", box(forecasts[:, k]).numpy()),
                                 ("global_interpolated", box(g[:, k]).numpy()),
                                 ("persistence", box(x0).numpy()), ("climatology", c)):
                     scores[name].add(k, f, o, c)

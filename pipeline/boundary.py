@@ -14,6 +14,16 @@ store has the prepared layout (``data[time, channel, lat, lon]``, ``mean``/``std
 ``diff_std``: the regional store's, so `pipeline.datasets.WeatherWindows` reads it beside the
 regional truth, index for index.
 
+With ``regional.train_boundary: rollout``, `write_boundary_rollouts` stores instead the global
+model's rollouts from every ``boundary_init_stride``-th analysis of the training and validation
+periods, leads 0..L (``boundary_leads``),
+
+    R[m, k] = P( G^k(x_g(T_{i_m}), …) )      [C, h, w], valid at T_{i_m + k} (lead k Δt)
+
+(R[m, 0] = P(x_g(T_{i_m})), the interpolated analysis), so training sees boundaries of the age
+a forecast feeds the regional model at each lead, not only one-step ones (``data[init, lead,
+channel, lat, lon]``, coordinates ``init_time`` and ``lead``).
+
 `GlobalDriver` is the frozen global model with its interpolator: it also rolls the global model
 out from an analysis for the evaluation (`rollout_on_region`).
 """
@@ -103,38 +113,19 @@ class GlobalDriver:
 def write_boundary(driver: GlobalDriver, regional, dest, *, batch_size: int = 8) -> Path:
     """The one-step boundary store B (module docstring) for every time of the regional store
     ``regional`` (a prepared store on the regional grid), at ``dest`` (atomic)."""
-    import dask.array as da
-    import xarray as xr
-    import zarr
+    from pipeline.ingest import publish_destination
 
-    from pipeline.ingest import open_prepared, publish_destination
-    from pipeline.ingest.weather import TIME_ENCODING
-
-    reg, glob = open_prepared(regional), driver.store
-    if reg.times.shape != glob.times.shape or (reg.times != glob.times).any():
-        raise DataError(regional, "time", f"the global store's times ({glob.times.size}, "
-                        f"{glob.times[0]} .. {glob.times[-1]})", f"{reg.times.size} times")
+    reg, glob = _same_times(driver, regional)
     s = driver.forecaster.task.input_states
-    n, shape = reg.times.size, reg.data.shape
+    n = reg.times.size
     times_ns = torch.from_numpy(glob.times.astype(np.int64))
-    attrs = {**{k: v for k, v in reg.attrs.items() if k != "selection"},
+    attrs = {**_attrs(driver, reg), "layout": "one_step",
              "boundary": "the frozen global model's one-step forecast valid at each time, "
                          "bilinearly interpolated to this grid (pipeline/boundary.py)",
-             "global_checkpoint": os.fspath(driver.checkpoint),
-             "global_checkpoint_sha256": driver.sha256,
              "lead_hours": float(driver.forecaster.task.step_hours),
              "lead0_times": int(min(s, n))}
-    template = xr.DataArray(da.zeros(shape, chunks=(1, *shape[1:]), dtype=np.float32),
-                            dims=("time", "channel", "latitude", "longitude"),
-                            coords={"time": reg.times, "latitude": reg.lat,
-                                    "longitude": reg.lon})
-    stats = {k: ("channel", np.asarray(getattr(reg, k), np.float32))
-             for k in ("mean", "std", "diff_std")}
     with publish_destination(dest) as tmp:
-        xr.Dataset({"data": template, **stats}, attrs=attrs).to_zarr(
-            tmp, mode="w", zarr_format=3, consolidated=False, compute=False,
-            encoding={"data": {"chunks": (1, *shape[1:])}, "time": TIME_ENCODING})
-        array = zarr.open_group(os.fspath(tmp), mode="r+")["data"]  # stats written eagerly
+        array = _create_store(tmp, reg, attrs, ("time",), {"time": reg.times})
         lead0 = torch.from_numpy(np.asarray(glob.data[:min(s, n)]))
         array[:min(s, n)] = driver.interpolate(lead0.to(driver.device)).cpu().numpy()
         for a in range(s, n, batch_size):  # forecasts valid at a .. b-1 from inits a-1 .. b-2
@@ -142,4 +133,95 @@ def write_boundary(driver: GlobalDriver, regional, dest, *, batch_size: int = 8)
             block = torch.from_numpy(np.asarray(glob.data[a - s:b - 1]))  # [b - a + s - 1, ...]
             states = torch.stack([block[j:j + s] for j in range(b - a)])  # [B, S, C, H, W]
             array[a:b] = driver.rollout_on_region(states, times_ns[a - 1:b - 1], 1)[:, 0].numpy()
+    return Path(dest)
+
+
+def _same_times(driver: GlobalDriver, regional):
+    """(regional store, global store); DataError unless their times are the same."""
+    from pipeline.ingest import open_prepared
+
+    reg, glob = open_prepared(regional), driver.store
+    if reg.times.shape != glob.times.shape or (reg.times != glob.times).any():
+        raise DataError(regional, "time", f"the global store's times ({glob.times.size}, "
+                        f"{glob.times[0]} .. {glob.times[-1]})", f"{reg.times.size} times")
+    return reg, glob
+
+
+def _attrs(driver: GlobalDriver, reg) -> dict:
+    return {**{k: v for k, v in reg.attrs.items() if k != "selection"},
+            "global_checkpoint": os.fspath(driver.checkpoint),
+            "global_checkpoint_sha256": driver.sha256}
+
+
+def _create_store(tmp, reg, attrs: dict, leading: tuple[str, ...], coords: dict):
+    """An empty boundary store at ``tmp``: data[*leading, channel, lat, lon] float32 on the
+    regional grid, one chunk per first index (what `pipeline.datasets.ChunkReader` reads), with
+    the regional statistics; returns the zarr array to fill."""
+    import dask.array as da
+    import xarray as xr
+    import zarr
+
+    from pipeline.ingest.weather import TIME_ENCODING
+
+    shape = tuple(len(coords[d]) for d in leading) + reg.data.shape[1:]
+    chunks = (1, *shape[1:])
+    template = xr.DataArray(da.zeros(shape, chunks=chunks, dtype=np.float32),
+                            dims=(*leading, "channel", "latitude", "longitude"),
+                            coords={**coords, "latitude": reg.lat, "longitude": reg.lon})
+    stats = {k: ("channel", np.asarray(getattr(reg, k), np.float32))
+             for k in ("mean", "std", "diff_std")}
+    encoding = {"data": {"chunks": chunks}}
+    encoding.update({d: TIME_ENCODING for d in coords if np.issubdtype(
+        np.asarray(coords[d]).dtype, np.datetime64)})
+    xr.Dataset({"data": template, **stats}, attrs=attrs).to_zarr(
+        tmp, mode="w", zarr_format=3, consolidated=False, compute=False, encoding=encoding)
+    return zarr.open_group(os.fspath(tmp), mode="r+")["data"]  # stats are written eagerly
+
+
+def rollout_inits(times: np.ndarray, periods, input_states: int, leads: int, stride: int
+                  ) -> np.ndarray:
+    """Store indices i of the rollout store's initial times: every ``stride``-th index (from
+    the store's first time) whose time lies in one of ``periods`` ([start, end] pairs), with
+    the ``input_states`` analyses the global model needs and ``leads`` steps after it inside
+    the same period."""
+    out = []
+    for start, end in periods:
+        inside = np.flatnonzero((times >= np.datetime64(start, "ns"))
+                                & (times <= np.datetime64(end, "ns")))
+        if inside.size == 0:
+            continue
+        lo, hi = max(int(inside[0]), input_states - 1), int(inside[-1]) - leads
+        out.extend(i for i in range(lo, hi + 1) if i % stride == 0)
+    return np.asarray(sorted(set(out)), dtype=np.int64)
+
+
+def write_boundary_rollouts(driver: GlobalDriver, regional, dest, *, periods, leads: int,
+                            init_stride: int, batch_size: int = 16) -> Path:
+    """The rollout store R (module docstring) at ``dest`` (atomic): the global model rolled
+    out ``leads`` steps from every initial time of `rollout_inits`, on the regional grid."""
+    from pipeline.ingest import publish_destination
+
+    reg, glob = _same_times(driver, regional)
+    s = driver.forecaster.task.input_states
+    inits = rollout_inits(glob.times, periods, s, leads, init_stride)
+    if inits.size == 0:
+        raise DataError(regional, "time", f"an initial time with {leads} lead steps inside "
+                        f"the periods {[list(map(str, p)) for p in periods]}", "none")
+    times_ns = torch.from_numpy(glob.times.astype(np.int64))
+    attrs = {**_attrs(driver, reg), "layout": "rollouts",
+             "boundary": "the frozen global model's rollouts from initial analyses, leads "
+                         "0..L steps, bilinearly interpolated to this grid (lead 0: the "
+                         "analysis; pipeline/boundary.py)",
+             "lead_hours": float(driver.forecaster.task.step_hours),
+             "init_stride": int(init_stride)}
+    coords = {"init_time": glob.times[inits], "lead": np.arange(leads + 1, dtype=np.int64)}
+    with publish_destination(dest) as tmp:
+        array = _create_store(tmp, reg, attrs, ("init_time", "lead"), coords)
+        for a in range(0, inits.size, batch_size):
+            idx = inits[a:a + batch_size]
+            states = torch.stack([torch.from_numpy(np.asarray(glob.data[i - s + 1:i + 1]))
+                                  for i in idx.tolist()])  # [B, S, C, H, W]
+            g = driver.rollout_on_region(states, times_ns[idx], leads)  # [B, L, C, h, w]
+            g0 = driver.interpolate(states[:, -1].to(driver.device)).cpu()[:, None]
+            array[a:a + idx.size] = torch.cat([g0, g], dim=1).numpy()
     return Path(dest)

@@ -432,6 +432,14 @@ class RegionalConfig(Section):
     # the frozen global model: a checkpoint directory written by `sluice run` (RUN/train/checkpoint)
     global_checkpoint: Annotated[str, Field(min_length=1)]
     grid: Literal["native"] = "native"  # the regional resolution: the core's own grid
+    # the global forecasts training pairs each regional state with (pipeline/boundary.py):
+    # "one_step", the 6 h forecast from the analysis at every time (near-perfect); "rollout",
+    # rollouts from analyses every boundary_init_stride steps, leads 0..boundary_leads, sampled
+    # so a training step sees the boundary of the lead a forecast step sees, with that lead as
+    # an input channel (the boundary's age: how far to trust it)
+    train_boundary: Literal["one_step", "rollout"] = "one_step"
+    boundary_leads: Annotated[int, Field(ge=1, le=240)] = 12
+    boundary_init_stride: Annotated[int, Field(ge=1)] = 4
 
     @field_validator("box")
     @classmethod
@@ -495,6 +503,11 @@ class Config(Section):
         if lon_span >= 360.0:
             raise ValueError(f"regional.box with its margin spans {lon_span:g}° of longitude; "
                              "a regional domain must be narrower than the globe")
+        longest = max(k for _, k in self.train.rollout.schedule)
+        if self.regional.train_boundary == "rollout" and longest > self.regional.boundary_leads:
+            raise ValueError(f"train.rollout.schedule rolls out {longest} steps but "
+                             f"regional.boundary_leads is {self.regional.boundary_leads}; "
+                             "expected boundary_leads >= the longest rollout")
         return self
 
     @model_validator(mode="after")

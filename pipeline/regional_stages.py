@@ -3,8 +3,8 @@
 - ingest (`pipeline.ingest.regional`): one core run → the global store and the native-grid
   regional truth on the box plus margin, each with its statistics and climatology;
 - graph: the limited-area graph (``graphs.regional``) on the regional domain;
-- boundary (`pipeline.boundary`): the frozen global model's one-step forecasts on the regional
-  grid (only with ``regional.boundary``);
+- boundary (`pipeline.boundary`): the frozen global model's forecasts on the regional grid,
+  one-step ones or rollouts (``regional.train_boundary``; only with ``regional.boundary``);
 - train, evaluate: the pipeline's own (`pipeline.stages`), on the weather_regional task.
 
 The ingest and boundary outputs do not depend on ``regional.boundary``, so the two arms of the
@@ -65,16 +65,21 @@ def regional_graph(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) ->
 def boundary(cfg: dict, inputs: dict[str, Path], out: Path, work: Path) -> None:
     import torch
 
-    from pipeline.boundary import GlobalDriver, write_boundary
+    from pipeline.boundary import GlobalDriver, write_boundary, write_boundary_rollouts
     from pipeline.ingest import open_prepared
     from pipeline.stages import PREPARED
 
     torch.set_num_threads(2)
-    regional = inputs["ingest"] / REGIONAL
+    regional, r = inputs["ingest"] / REGIONAL, cfg["regional"]
     store = open_prepared(regional)
-    driver = GlobalDriver(cfg["regional"]["global_checkpoint"], inputs["ingest"] / PREPARED,
+    driver = GlobalDriver(r["global_checkpoint"], inputs["ingest"] / PREPARED,
                           store.lat, store.lon, _cache(work))
-    write_boundary(driver, regional, out / BOUNDARY)
+    if r["train_boundary"] == "rollout":  # the periods training and validation read
+        periods = [cfg["data"]["periods"][split] for split in ("train", "val")]
+        write_boundary_rollouts(driver, regional, out / BOUNDARY, periods=periods,
+                                leads=r["boundary_leads"], init_stride=r["boundary_init_stride"])
+    else:
+        write_boundary(driver, regional, out / BOUNDARY)
 
 
 def train_regional(cfg: dict, inputs: dict[str, Path], out: Path, work) -> None:
@@ -99,8 +104,13 @@ def global_checkpoint_hash(cfg: dict) -> str | None:
 
 def _boundary_section(cfg: dict) -> dict:
     r = cfg["regional"]
-    return {"box": list(r["box"]), "margin": r["margin"], "grid": r["grid"],
-            "global_checkpoint_sha256": global_checkpoint_hash(cfg)}
+    section = {"box": list(r["box"]), "margin": r["margin"], "grid": r["grid"],
+               "global_checkpoint_sha256": global_checkpoint_hash(cfg),
+               "train_boundary": r["train_boundary"]}
+    if r["train_boundary"] == "rollout":
+        section.update(leads=r["boundary_leads"], init_stride=r["boundary_init_stride"],
+                       periods=[cfg["data"]["periods"][s] for s in ("train", "val")])
+    return section
 
 
 def _train_section(cfg: dict) -> dict:

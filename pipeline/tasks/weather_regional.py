@@ -23,10 +23,19 @@ channels and no flag, and every node is interior: the model sees nothing of the 
 Loss: the weather task's area-weighted MSE (GraphCast's channel weights), over the interior
 only: node weights ∝ cell area (Δ sin φ) on I, 0 on M, mean 1 over D.
 
-Training samples pair x_t (truth) with the boundary store's one-step global forecasts: the
-margin of x_t is B[t], the g channels of step j are B[t + j + 1]. Evaluation rolls the global
-model out from the global analysis at each initial time and scores, inside the box, the
-regional model against the global forecast interpolated, persistence and the climatology.
+Training samples pair x_t (truth) with global forecasts from the boundary store. With
+``regional.train_boundary: one_step`` they are the one-step forecasts B: the margin of x_t is
+B[t], the g channels of step j are B[t + j + 1]. With ``rollout`` they are the global rollouts
+R[m, ·] from initial time T_{i_m}: a sample (m, k0) starts from the truth at T_{i_m + k0} with
+margin R[m, k0], and step j reads g = R[m, k0 + j + 1], a forecast of lead ℓ_j = k0 + j + 1
+steps, as a forecast's step j' = k0 + j does; the input then also carries the boundary's age
+
+    lead_n = ℓ / L      (L = ``regional.boundary_leads``; the same value at every node)
+
+so the network can learn how far to trust g as it degrades. Evaluation rolls the global model
+out from the global analysis at each initial time (step k reads g of lead k + 1) and scores,
+inside the box, the regional model against the global forecast interpolated, persistence and
+the climatology.
 """
 
 from __future__ import annotations
@@ -48,9 +57,11 @@ from pipeline.tasks.weather import WeatherGlobalTask, rollout_steps
 
 
 class RegionalWindows(Dataset):
-    """(x [1, C, h, w], targets [K, C, h, w], time_ns, boundary [1 + K, C, h, w]) per window:
-    the regional truth on the domain (``rows``/``cols`` of the store) and, when ``boundary``
-    is a store path, its one-step global forecasts valid at t .. t + K (else an empty tensor).
+    """(x [1, C, h, w], targets [K, C, h, w], time_ns, boundary [1 + K, C, h, w], lead [1 + K])
+    per window: the regional truth on the domain (``rows``/``cols`` of the store) and, when
+    ``boundary`` is a store path, its one-step global forecasts valid at t .. t + K (else an
+    empty tensor); lead: their leads in steps, all 1 (the store's first times, lead 0 there, are
+    before any training period).
     """
 
     def __init__(self, regional, boundary, period, lead_steps: int, rows, cols):
@@ -76,11 +87,65 @@ class RegionalWindows(Dataset):
         else:
             bx, by, _ = self.boundary[i]
             b = self._crop(torch.cat([bx, by]))
-        return self._crop(x), self._crop(y), t, b
+        return self._crop(x), self._crop(y), t, b, torch.ones(1 + y.shape[0], dtype=torch.long)
 
     @property
     def times(self) -> np.ndarray:
         return self.truth.times
+
+
+class RegionalRolloutWindows(Dataset):
+    """The samples (m, k0) of a rollout boundary store (module docstring): (x [1, C, h, w] the
+    truth at T_{i_m + k0}, targets [K, C, h, w] at the K steps after, time_ns, boundary
+    [1 + K, C, h, w] = R[m, k0 .. k0 + K], lead [1 + K] = k0 .. k0 + K), for every initial time
+    of the store and k0 = 0 .. L − K whose times all lie inside ``period``."""
+
+    def __init__(self, regional, rollouts, period, lead_steps: int, rows, cols):
+        import zarr
+
+        self.truth = RegionalWindows(regional, None, period, lead_steps, rows, cols)
+        self.rollouts = str(rollouts)
+        group = zarr.open_group(self.rollouts, mode="r")
+        if group.attrs.get("layout") != "rollouts":
+            raise DataError(rollouts, "layout", "a boundary store of global rollouts "
+                            "(regional.train_boundary: rollout)", repr(group.attrs.get("layout")))
+        init_times = np.asarray(group["init_time"][:], np.int64)
+        leads = group["data"].shape[1] - 1
+        if lead_steps > leads:
+            raise DataError(rollouts, "lead", f"rollouts of at least {lead_steps} steps",
+                            f"{leads} steps")
+        position = {int(t): i for i, t in enumerate(self.truth.times.astype(np.int64))}
+        step_ns = round(self.truth.truth.time_step_hours * 3.6e12)
+        self.samples = np.asarray([(m, k0) for m, t in enumerate(init_times.tolist())
+                                   for k0 in range(leads - lead_steps + 1)
+                                   if t + k0 * step_ns in position], dtype=np.int64)
+        if self.samples.size == 0:
+            raise DataError(rollouts, "init_time", f"initial times inside {list(period)}",
+                            "none")
+        self._window = [position[int(init_times[m]) + int(k0) * step_ns]
+                        for m, k0 in self.samples]
+        self.lead_steps, self.rows, self.cols = lead_steps, self.truth.rows, self.truth.cols
+        self._reader = None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int):
+        from pipeline.datasets import ChunkReader
+
+        if self._reader is None:  # per process: Zarr v3 is not fork-safe
+            import zarr
+
+            self._reader = ChunkReader(zarr.open_array(f"{self.rollouts}/data", mode="r"))
+        m, k0 = (int(v) for v in self.samples[i])
+        x, y, t, _, _ = self.truth[self._window[i]]
+        r = torch.from_numpy(self._reader.read(m, m + 1)[0, k0:k0 + self.lead_steps + 1])
+        lead = torch.arange(k0, k0 + self.lead_steps + 1)
+        return x, y, t, self.truth._crop(r), lead
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.truth.times[self._window]
 
 
 class WeatherRegionalTask(WeatherGlobalTask):
@@ -106,6 +171,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
 
         self.regional_cfg = RegionalConfig.model_validate(cfg["regional"])
         self.use_boundary = self.regional_cfg.boundary
+        # the boundary's age as an input channel: only when training saw boundaries of all ages
+        self.lead_channel = self.use_boundary and self.regional_cfg.train_boundary == "rollout"
         self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
         lat, lon = lat[self.rows], lon[self.cols]
         self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
@@ -134,7 +201,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
     @property
     def forcings(self) -> list[str]:
         names = [n for n in super().forcings if not n.startswith("static:")]
-        return names + (["interior"] if self.use_boundary else [])
+        return (names + (["interior"] if self.use_boundary else [])
+                + (["boundary_lead"] if self.lead_channel else []))
 
     def _tensors(self, device) -> None:
         super()._tensors(device)
@@ -158,17 +226,25 @@ class WeatherRegionalTask(WeatherGlobalTask):
                                                                                   ).transpose(1, 2)
 
     def network_output(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
-                       boundary_next: torch.Tensor | None = None) -> torch.Tensor:
+                       boundary_next: torch.Tensor | None = None,
+                       lead: torch.Tensor | None = None) -> torch.Tensor:
         """x0 [B, C, h, w] (margin = the global forecast valid at time_ns), boundary_next the
-        global forecast valid one step later [B, C, h, w] (boundary only) → [B, N, C]."""
+        global forecast valid one step later [B, C, h, w] (boundary only), lead [B] its lead in
+        steps (the lead channel only) → [B, N, C]."""
         parts = [self._normalised(x0)]
         if self.use_boundary:
             if boundary_next is None or boundary_next.shape != x0.shape:
                 raise ValueError(f"regional.boundary: the step needs the global forecast "
                                  f"{tuple(x0.shape)} valid one step ahead")
             parts.append(self._normalised(boundary_next))
-        inputs = torch.cat([*parts, self.forcing(time_ns).to(x0.device)], dim=-1)
-        return model(inputs, self.device_graph)
+        parts.append(self.forcing(time_ns).to(x0.device))
+        if self.lead_channel:
+            if lead is None or lead.shape != x0.shape[:1]:
+                raise ValueError("regional.train_boundary rollout: the step needs the lead of "
+                                 f"its global forecast, one per sample ({x0.shape[0]})")
+            age = lead.to(x0.device, torch.float32) / self.regional_cfg.boundary_leads
+            parts.append(age[:, None, None].expand(-1, parts[0].shape[1], 1))
+        return model(torch.cat(parts, dim=-1), self.device_graph)
 
     def with_margin(self, x: torch.Tensor, boundary: torch.Tensor | None) -> torch.Tensor:
         """x [B, C, h, w] with its margin replaced by ``boundary`` (no-op without boundary)."""
@@ -177,9 +253,10 @@ class WeatherRegionalTask(WeatherGlobalTask):
         return torch.where(self.interior_mask, x, boundary)
 
     def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
-                 boundary_next: torch.Tensor | None = None) -> torch.Tensor:
+                 boundary_next: torch.Tensor | None = None,
+                 lead: torch.Tensor | None = None) -> torch.Tensor:
         """One regional step in physical units on D: [B, C, h, w]."""
-        output = self.network_output(model, x0, time_ns, boundary_next)
+        output = self.network_output(model, x0, time_ns, boundary_next, lead)
         return self.with_margin(self.to_physical(output, x0), boundary_next)
 
     def rollout(self, model, x0: torch.Tensor, margin0: torch.Tensor, g: torch.Tensor,
@@ -191,22 +268,26 @@ class WeatherRegionalTask(WeatherGlobalTask):
         dt = round(self.step_hours * 3.6e12)
         x, out = self.with_margin(x0, margin0), []
         for k in range(g.shape[1]):
-            x = self.forecast(model, x, t0 + k * dt, g[:, k] if self.use_boundary else None
-                              ).float()
+            lead = torch.full(t0.shape, k + 1)
+            x = self.forecast(model, x, t0 + k * dt, g[:, k] if self.use_boundary else None,
+                              lead).float()
             out.append(x)
         return torch.stack(out, dim=1)
 
     # -- training --------------------------------------------------------------------------------
-    def _windows(self, split: str, lead_steps: int) -> RegionalWindows:
+    def _windows(self, split: str, lead_steps: int) -> RegionalWindows | RegionalRolloutWindows:
         period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
+        if self.use_boundary and self.regional_cfg.train_boundary == "rollout":
+            return RegionalRolloutWindows(self.inputs["regional"], self.inputs["boundary"],
+                                          period, lead_steps, self.rows, self.cols)
         return RegionalWindows(self.inputs["regional"],
                                self.inputs["boundary"] if self.use_boundary else None,
                                period, lead_steps, self.rows, self.cols)
 
     def loss(self, model, batch, device, step: int = 0):
         """Mean over k(step) rollout steps of the interior-weighted one-step loss; each step's
-        margin and g channels from the boundary store (module docstring)."""
-        inputs, targets, t, boundary = (part.to(device) for part in batch)
+        margin and g channels (and their leads) from the boundary store (module docstring)."""
+        inputs, targets, t, boundary, lead = (part.to(device) for part in batch)
         k = rollout_steps(self.schedule, step)
         if k > targets.shape[1]:
             raise ValueError(f"rollout of {k} steps at step {step}, but the batch carries "
@@ -215,7 +296,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
         nxt = (lambda j: boundary[:, j] if self.use_boundary else None)  # noqa: E731
         x, losses = self.with_margin(inputs[:, -1], nxt(0)), []
         for j in range(k):
-            output = self.network_output(model, x, t + j * step_ns, nxt(j + 1)).float()
+            output = self.network_output(model, x, t + j * step_ns, nxt(j + 1),
+                                         lead[:, j + 1]).float()
             losses.append(self.objective(output, self.normalised_target(x, targets[:, j])))
             x = self.with_margin(self.to_physical(output, x), nxt(j + 1))
         loss = torch.stack(losses).mean()
@@ -226,6 +308,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
         meta["regional"] = {"box": list(self.regional_cfg.box),
                             "domain": list(self.regional_cfg.domain()),
                             "boundary": self.use_boundary,
+                            "train_boundary": self.regional_cfg.train_boundary,
                             "global_checkpoint": self.regional_cfg.global_checkpoint}
         return meta
 

@@ -162,25 +162,146 @@ def test_network_sees_the_global_forecast_valid_at_the_target_time(world):
     np.testing.assert_array_equal(seen["inputs"][0, :, -1].numpy(), (~margin).astype(np.float32))
 
 
+# -- training with the boundaries of every lead (regional.train_boundary: rollout) --------------
+ROLLOUT = {"train_boundary": "rollout", "boundary_leads": 3, "boundary_init_stride": 2}
+
+
+@pytest.fixture(scope="module")
+def rollout_inputs(world):
+    """The boundary stage's rollout store beside the module's one-step one."""
+    from pipeline import regional_stages as rs
+
+    out = world["root"] / "boundary_rollouts"
+    out.mkdir()
+    rs.boundary(regional_cfg(world["root"], **ROLLOUT), {"ingest": world["root"] / "ingest"},
+                out, world["work"])
+    return {**world["inputs"], "boundary": str(out / "boundary.zarr")}
+
+
+def _rollout_task(world, rollout_inputs):
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    return WeatherRegionalTask(regional_cfg(world["root"], **ROLLOUT), rollout_inputs)
+
+
+def test_rollout_store_holds_the_global_rollout_from_each_initial_time(world, rollout_inputs):
+    import zarr
+
+    from pipeline.ingest import open_prepared
+
+    group = zarr.open_group(rollout_inputs["boundary"], mode="r")
+    reg = open_prepared(world["inputs"]["regional"])
+    inits = np.asarray(group["init_time"][:], np.int64).view("datetime64[ns]")
+    # every 2nd time of train (indices 0-15: the global model needs index 1 too; 3 leads
+    # after, so <= 12) and val (16-19: <= 16)
+    np.testing.assert_array_equal(inits, reg.times[[2, 4, 6, 8, 10, 12, 16]])
+    assert group["data"].shape == (7, 4, len(reg.channels), reg.lat.size, reg.lon.size)
+    assert group.attrs["layout"] == "rollouts"
+    for m, i in ((1, 4), (6, 16)):
+        expected = _global_forecast(world, i, steps=3)  # valid at i+1 .. i+3
+        np.testing.assert_allclose(group["data"][m, 1:], expected, rtol=1e-5, atol=1e-3)
+    # lead 0 is the global analysis interpolated: not the regional truth, but close to it
+    from models.oneforecast.nested import BoundaryInterpolator
+
+    glob = open_prepared(world["inputs"]["prepared"])
+    interp = BoundaryInterpolator(glob.lat, glob.lon, reg.lat, reg.lon)
+    analysis = interp(torch.from_numpy(np.asarray(glob.data[4:5]))).numpy()[0]
+    np.testing.assert_allclose(group["data"][1, 0], analysis, rtol=1e-5, atol=1e-3)
+
+
+def test_rollout_training_feeds_the_boundary_of_its_lead_and_the_lead(world, rollout_inputs):
+    """A sample (m, k0) starts from the truth at T_{i_m + k0} with margin R[m, k0]; step j
+    reads R[m, k0 + j + 1] and the lead channel (k0 + j + 1) / L, recorded from the inputs
+    the network receives. Feeding another lead's forecast would be visible."""
+    import zarr
+
+    from pipeline.ingest import open_prepared
+
+    task = _rollout_task(world, rollout_inputs)
+    ds = task.train_dataset()  # K = 2 (the schedule's longest rollout): k0 in 0..1
+    assert sorted({tuple(s) for s in ds.samples.tolist()})[:2] == [(0, 0), (0, 1)]
+    assert len(ds) == 2 * 6  # the six training initial times
+    i = int(np.flatnonzero((ds.samples[:, 0] == 2) & (ds.samples[:, 1] == 1))[0])
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, inputs, graph):
+            seen.append(inputs)
+            return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
+
+    x, y, t, b, lead = ds[i]
+    assert lead.tolist() == [1, 2, 3]
+    task.loss(Recorder(), tuple(p[None] for p in (x, y, t, b, lead)), "cpu", step=2)
+    assert len(seen) == 2
+    c = len(task.channels)
+    rollouts = zarr.open_group(rollout_inputs["boundary"], mode="r")["data"]
+    reg = open_prepared(world["inputs"]["regional"])
+    crop = lambda a: a[:, task.rows][:, :, task.cols].reshape(c, -1).T  # noqa: E731
+    margin = ~task.interior.reshape(-1)
+    first = seen[0][0]
+    x_phys = (first[:, :c] * task.std + task.mean).numpy()
+    np.testing.assert_allclose(x_phys[margin], crop(rollouts[2, 1])[margin], rtol=1e-5,
+                               atol=1e-2)
+    truth = crop(np.asarray(reg.data[6 + 1]))  # init index 6, k0 = 1
+    np.testing.assert_allclose(x_phys[~margin], truth[~margin], rtol=1e-5, atol=1e-2)
+    for j, step in enumerate(seen):
+        g = (step[0, :, c:2 * c] * task.std + task.mean).numpy()
+        np.testing.assert_allclose(g, crop(rollouts[2, 2 + j]), rtol=1e-5, atol=1e-2)
+        assert not np.allclose(g, crop(rollouts[2, 1 + j]), rtol=1e-5, atol=1e-2)
+        np.testing.assert_allclose(step[0, :, -1].numpy(), (2 + j) / 3)  # the lead channel
+        np.testing.assert_array_equal(step[0, :, -2].numpy(), (~margin).astype(np.float32))
+    assert task.model_config().in_channels == 2 * c + len(task.forcings)
+    assert task.forcings[-2:] == ["interior", "boundary_lead"]
+
+
+def test_a_forecast_step_k_reads_lead_k_plus_one(world, rollout_inputs):
+    task = _rollout_task(world, rollout_inputs)
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, inputs, graph):
+            seen.append(inputs[:, :, -1])
+            return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
+
+    x, _, t, b, _ = task.train_dataset()[0]
+    g = b[1:][None].repeat(2, 1, 1, 1, 1)  # [2, 2, C, h, w]
+    task.rollout(Recorder(), x[-1:].repeat(2, 1, 1, 1), b[:1].repeat(2, 1, 1, 1), g,
+                 t[None].repeat(2))
+    assert [s.unique().numel() for s in seen] == [1, 1]  # one value at every node
+    assert [float(s[0, 0]) for s in seen] == pytest.approx([1 / 3, 2 / 3])
+    with pytest.raises(ValueError, match="lead of its global forecast"):
+        task.network_output(Recorder(), x[-1:], t[None], b[1:2])
+
+
+def test_a_one_step_store_is_refused_for_rollout_training(world):
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    task = WeatherRegionalTask(regional_cfg(world["root"], **ROLLOUT), world["inputs"])
+    with pytest.raises(DataError, match="layout"):
+        task.train_dataset()
+
+
 # -- the task ----------------------------------------------------------------------------------
 def test_margin_is_the_global_forecast_and_the_loss_sees_only_the_box(world):
     task = _task(world)
     model = task.build_model()
-    x, y, t, b = task.train_dataset()[0]
+    x, y, t, b, lead = task.train_dataset()[0]
     with torch.no_grad():
         out = task.forecast(model, x[-1:].clone(), t[None], b[1:2])
     interior = torch.from_numpy(task.interior)
     torch.testing.assert_close(out[0][:, ~interior], b[1][:, ~interior])
     assert not torch.equal(out[0][:, interior], b[1][:, interior])
-    batch = (x[None], y[None], t[None], b[None])
+    batch = (x[None], y[None], t[None], b[None], lead[None])
     base, _ = task.loss(model, batch, "cpu", step=0)
     y_margin = y.clone()
     y_margin[:, :, ~interior] += 1e3  # truth changed in the margin only
-    same, _ = task.loss(model, (x[None], y_margin[None], t[None], b[None]), "cpu", step=0)
+    same, _ = task.loss(model, (x[None], y_margin[None], t[None], b[None], lead[None]), "cpu",
+                        step=0)
     torch.testing.assert_close(same, base)
     y_box = y.clone()
     y_box[:, :, interior] += 10.0
-    moved, _ = task.loss(model, (x[None], y_box[None], t[None], b[None]), "cpu", step=0)
+    moved, _ = task.loss(model, (x[None], y_box[None], t[None], b[None], lead[None]), "cpu",
+                         step=0)
     assert moved > base
     # area weights: inside the box ∝ Δ sin φ of each row, zero in the margin, mean 1
     w = task.node_weight.reshape(task.interior.shape)
@@ -211,9 +332,10 @@ def test_without_boundary_the_model_sees_the_box_alone(world):
     assert task.interior.all() and task.lat.min() >= BOX[0] and task.lat.max() <= BOX[1]
     assert task.model_config().in_channels == len(task.channels) + len(task.forcings)
     assert with_b.model_config().in_channels == 2 * len(task.channels) + len(task.forcings) + 1
-    x, y, t, b = task.train_dataset()[0]
+    x, y, t, b, lead = task.train_dataset()[0]
     assert b.numel() == 0 and x.shape[-2:] == task.interior.shape
-    loss, _ = task.loss(task.build_model(), (x[None], y[None], t[None], b[None]), "cpu")
+    loss, _ = task.loss(task.build_model(), (x[None], y[None], t[None], b[None], lead[None]),
+                        "cpu")
     assert torch.isfinite(loss)
 
 
@@ -221,8 +343,8 @@ def test_every_parameter_gets_a_gradient(world):
     """DDP stops on a parameter the loss does not use."""
     task = _task(world)
     model = task.build_model()
-    x, y, t, b = task.train_dataset()[0]
-    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None]), "cpu", step=3)
+    x, y, t, b, lead = task.train_dataset()[0]
+    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=3)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
@@ -231,10 +353,10 @@ def test_every_parameter_gets_a_gradient(world):
 def test_rollout_training_steps_with_the_next_boundary(world):
     """k = 2 at step 2 (schedule [[0, 1], [2, 2]]): two steps, each with its own forecast."""
     task = _task(world)
-    x, y, t, b = task.train_dataset()[0]
+    x, y, t, b, lead = task.train_dataset()[0]
     assert y.shape[0] == 2 and b.shape[0] == 3
-    _, metrics = task.loss(task.build_model(), (x[None], y[None], t[None], b[None]), "cpu",
-                           step=2)
+    _, metrics = task.loss(task.build_model(), (x[None], y[None], t[None], b[None], lead[None]),
+                           "cpu", step=2)
     assert metrics["rollout_steps"] == 2
 
 
@@ -301,6 +423,9 @@ def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
     ({"regional": {"box": [30, 20, 0, 10], "global_checkpoint": "x"}}, "lat_min < lat_max"),
     ({"regional": {"box": [0, 10, 0, 350], "margin": 10, "global_checkpoint": "x"}},
      "narrower than the globe"),
+    ({"regional": {"box": BOX, "global_checkpoint": "x", **ROLLOUT},
+      "train": {"task": "weather_regional", "rollout": {"schedule": [[0, 1], [5, 4]]}}},
+     "boundary_leads is 3"),
 ])
 def test_regional_config_errors_name_the_field(change, message):
     raw = {"data": DATA, "train": {"task": "weather_regional"},

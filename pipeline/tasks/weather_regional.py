@@ -23,19 +23,23 @@ channels and no flag, and every node is interior: the model sees nothing of the 
 Loss: the weather task's area-weighted MSE (GraphCast's channel weights), over the interior
 only: node weights ∝ cell area (Δ sin φ) on I, 0 on M, mean 1 over D.
 
-Training samples pair x_t (truth) with global forecasts from the boundary store. With
-``regional.train_boundary: one_step`` they are the one-step forecasts B: the margin of x_t is
-B[t], the g channels of step j are B[t + j + 1]. With ``rollout`` they are the global rollouts
-R[m, ·] from initial time T_{i_m}: a sample (m, k0) starts from the truth at T_{i_m + k0} with
-margin R[m, k0], and step j reads g = R[m, k0 + j + 1], a forecast of lead ℓ_j = k0 + j + 1
-steps, as a forecast's step j' = k0 + j does; the input then also carries the boundary's age
+Training (``regional.train_boundary``). ``one_step``: samples pair x_t (truth) with the
+one-step global forecasts B: the margin of x_t is B[t], the g channels of step j are
+B[t + j + 1]. ``rollout``: training runs as a forecast does. A sample is a whole forecast from
+an initial time T_i: the truth there and after, and R[m, 0..L], the global rollout from T_i
+(`pipeline.boundary`). Each batch draws a start lead k0 ∈ 0..L − k; the regional model is rolled
+out k0 steps from the analysis without gradient (its own forecast, each step with the global
+forecast of its lead), then trained on the k steps after, step j reading g = R[m, j + 1] of lead
+ℓ = j + 1. So state and boundary have the age they have in a forecast; the input also carries
+that age,
 
     lead_n = ℓ / L      (L = ``regional.boundary_leads``; the same value at every node)
 
-so the network can learn how far to trust g as it degrades. Evaluation rolls the global model
-out from the global analysis at each initial time (step k reads g of lead k + 1) and scores,
-inside the box, the regional model against the global forecast interpolated, persistence and
-the climatology.
+so the network can learn how far to trust g as it degrades. (The ablation without boundary
+trains from the same initial times, without g and without the lead channel.) Evaluation rolls
+the global model out from the global analysis at each initial time (step k reads g of lead
+k + 1) and scores, inside the box, the regional model against the global forecast
+interpolated, persistence and the climatology.
 """
 
 from __future__ import annotations
@@ -95,57 +99,64 @@ class RegionalWindows(Dataset):
 
 
 class RegionalRolloutWindows(Dataset):
-    """The samples (m, k0) of a rollout boundary store (module docstring): (x [1, C, h, w] the
-    truth at T_{i_m + k0}, targets [K, C, h, w] at the K steps after, time_ns, boundary
-    [1 + K, C, h, w] = R[m, k0 .. k0 + K], lead [1 + K] = k0 .. k0 + K), for every initial time
-    of the store and k0 = 0 .. L − K whose times all lie inside ``period``."""
+    """One sample per initial time T_i of a forecast (module docstring): (x [1, C, h, w] the
+    truth at T_i, targets [L, C, h, w] the truth at the L steps after, time_ns, boundary
+    [1 + L, C, h, w] = R[m, 0 .. L] the global rollout from T_i (empty without ``rollouts``),
+    lead [1 + L] = 0 .. L), for every initial time whose L steps lie inside ``period``: the
+    rollout store's, or without one (the ablation) every ``init_stride``-th time as
+    `pipeline.boundary.rollout_inits` picks them for the store."""
 
-    def __init__(self, regional, rollouts, period, lead_steps: int, rows, cols):
-        import zarr
+    def __init__(self, regional, rollouts, period, leads: int, init_stride: int, rows, cols):
+        from pipeline.boundary import rollout_inits
 
-        self.truth = RegionalWindows(regional, None, period, lead_steps, rows, cols)
-        self.rollouts = str(rollouts)
-        group = zarr.open_group(self.rollouts, mode="r")
-        if group.attrs.get("layout") != "rollouts":
-            raise DataError(rollouts, "layout", "a boundary store of global rollouts "
-                            "(regional.train_boundary: rollout)", repr(group.attrs.get("layout")))
-        init_times = np.asarray(group["init_time"][:], np.int64)
-        leads = group["data"].shape[1] - 1
-        if lead_steps > leads:
-            raise DataError(rollouts, "lead", f"rollouts of at least {lead_steps} steps",
-                            f"{leads} steps")
+        self.truth = RegionalWindows(regional, None, period, leads, rows, cols)
         position = {int(t): i for i, t in enumerate(self.truth.times.astype(np.int64))}
-        step_ns = round(self.truth.truth.time_step_hours * 3.6e12)
-        self.samples = np.asarray([(m, k0) for m, t in enumerate(init_times.tolist())
-                                   for k0 in range(leads - lead_steps + 1)
-                                   if t + k0 * step_ns in position], dtype=np.int64)
+        self.rollouts, self.leads = rollouts and str(rollouts), leads
+        if self.rollouts is None:
+            store = open_prepared(regional)
+            idx = rollout_inits(store.times, [period], 1, leads, init_stride)
+            init_times = store.times[idx].astype(np.int64)
+        else:
+            import zarr
+
+            group = zarr.open_group(self.rollouts, mode="r")
+            if group.attrs.get("layout") != "rollouts":
+                raise DataError(rollouts, "layout", "a boundary store of global rollouts "
+                                "(regional.train_boundary: rollout)",
+                                repr(group.attrs.get("layout")))
+            if group["data"].shape[1] != leads + 1:
+                raise DataError(rollouts, "lead", f"leads 0..{leads} (regional.boundary_leads)",
+                                f"0..{group['data'].shape[1] - 1}")
+            init_times = np.asarray(group["init_time"][:], np.int64)
+        # (row of the rollout store, window of the truth) per sample
+        self.samples = np.asarray([(m, position[t]) for m, t in enumerate(init_times.tolist())
+                                   if t in position], dtype=np.int64).reshape(-1, 2)
         if self.samples.size == 0:
-            raise DataError(rollouts, "init_time", f"initial times inside {list(period)}",
-                            "none")
-        self._window = [position[int(init_times[m]) + int(k0) * step_ns]
-                        for m, k0 in self.samples]
-        self.lead_steps, self.rows, self.cols = lead_steps, self.truth.rows, self.truth.cols
+            raise DataError(rollouts or regional, "init_time", f"an initial time with {leads} "
+                            f"steps inside {list(period)}", "none")
         self._reader = None
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int):
-        from pipeline.datasets import ChunkReader
+        m, window = (int(v) for v in self.samples[i])
+        x, y, t, _, _ = self.truth[window]
+        if self.rollouts is None:
+            r = torch.zeros(0)
+        else:
+            if self._reader is None:  # per process: Zarr v3 is not fork-safe
+                import zarr
 
-        if self._reader is None:  # per process: Zarr v3 is not fork-safe
-            import zarr
+                from pipeline.datasets import ChunkReader
 
-            self._reader = ChunkReader(zarr.open_array(f"{self.rollouts}/data", mode="r"))
-        m, k0 = (int(v) for v in self.samples[i])
-        x, y, t, _, _ = self.truth[self._window[i]]
-        r = torch.from_numpy(self._reader.read(m, m + 1)[0, k0:k0 + self.lead_steps + 1])
-        lead = torch.arange(k0, k0 + self.lead_steps + 1)
-        return x, y, t, self.truth._crop(r), lead
+                self._reader = ChunkReader(zarr.open_array(f"{self.rollouts}/data", mode="r"))
+            r = self.truth._crop(torch.from_numpy(self._reader.read(m, m + 1)[0]))
+        return x, y, t, r, torch.arange(self.leads + 1)
 
     @property
     def times(self) -> np.ndarray:
-        return self.truth.times[self._window]
+        return self.truth.times[self.samples[:, 1]]
 
 
 class WeatherRegionalTask(WeatherGlobalTask):
@@ -277,16 +288,29 @@ class WeatherRegionalTask(WeatherGlobalTask):
     # -- training --------------------------------------------------------------------------------
     def _windows(self, split: str, lead_steps: int) -> RegionalWindows | RegionalRolloutWindows:
         period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
-        if self.use_boundary and self.regional_cfg.train_boundary == "rollout":
-            return RegionalRolloutWindows(self.inputs["regional"], self.inputs["boundary"],
-                                          period, lead_steps, self.rows, self.cols)
+        r = self.regional_cfg
+        if r.train_boundary == "rollout":  # whole forecasts: every lead, whatever lead_steps
+            return RegionalRolloutWindows(
+                self.inputs["regional"], self.inputs["boundary"] if self.use_boundary else None,
+                period, r.boundary_leads, r.boundary_init_stride, self.rows, self.cols)
         return RegionalWindows(self.inputs["regional"],
                                self.inputs["boundary"] if self.use_boundary else None,
                                period, lead_steps, self.rows, self.cols)
 
+    def start_lead(self, step: int, k: int, leads: int) -> int:
+        """k0 of a forecast-mode batch: uniform on 0 .. leads − k, drawn from (seed, step): the
+        same on a resumed run, and on every rank (DDP ranks wait for the slowest: one k0 for
+        all keeps the step's cost that of one k0, not of the largest)."""
+        g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step)
+        return int(torch.randint(0, leads - k + 1, (1,), generator=g))
+
     def loss(self, model, batch, device, step: int = 0):
         """Mean over k(step) rollout steps of the interior-weighted one-step loss; each step's
-        margin and g channels (and their leads) from the boundary store (module docstring)."""
+        margin and g channels (and their leads) from the boundary store (module docstring).
+
+        ``train_boundary: rollout``: the batch holds whole forecasts from initial times; the
+        model is first rolled out k0 = `start_lead` steps without gradient (its own forecast,
+        as a forecast's state at lead k0), then trained on steps k0 .. k0 + k − 1."""
         inputs, targets, t, boundary, lead = (part.to(device) for part in batch)
         k = rollout_steps(self.schedule, step)
         if k > targets.shape[1]:
@@ -295,7 +319,12 @@ class WeatherRegionalTask(WeatherGlobalTask):
         step_ns = round(self.step_hours * 3.6e12)
         nxt = (lambda j: boundary[:, j] if self.use_boundary else None)  # noqa: E731
         x, losses = self.with_margin(inputs[:, -1], nxt(0)), []
-        for j in range(k):
+        k0 = (self.start_lead(step, k, targets.shape[1])
+              if self.regional_cfg.train_boundary == "rollout" else 0)
+        with torch.no_grad():
+            for j in range(k0):
+                x = self.forecast(model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1]).float()
+        for j in range(k0, k0 + k):
             output = self.network_output(model, x, t + j * step_ns, nxt(j + 1),
                                          lead[:, j + 1]).float()
             losses.append(self.objective(output, self.normalised_target(x, targets[:, j])))

@@ -209,49 +209,56 @@ def test_rollout_store_holds_the_global_rollout_from_each_initial_time(world, ro
     np.testing.assert_allclose(group["data"][1, 0], analysis, rtol=1e-5, atol=1e-3)
 
 
-def test_rollout_training_feeds_the_boundary_of_its_lead_and_the_lead(world, rollout_inputs):
-    """A sample (m, k0) starts from the truth at T_{i_m + k0} with margin R[m, k0]; step j
-    reads R[m, k0 + j + 1] and the lead channel (k0 + j + 1) / L, recorded from the inputs
-    the network receives. Feeding another lead's forecast would be visible."""
+def test_rollout_training_runs_as_a_forecast_from_the_initial_time(world, rollout_inputs):
+    """A batch is whole forecasts from initial times T_i: the model runs k0 steps without
+    gradient from the analysis, then k with; step j reads R[m, j + 1] and the lead channel
+    (j + 1) / L, and its margin is R[m, j] — recorded from the inputs the network receives.
+    Feeding another lead's forecast would be visible."""
     import zarr
 
     from pipeline.ingest import open_prepared
 
     task = _rollout_task(world, rollout_inputs)
-    ds = task.train_dataset()  # K = 2 (the schedule's longest rollout): k0 in 0..1
-    assert sorted({tuple(s) for s in ds.samples.tolist()})[:2] == [(0, 0), (0, 1)]
-    assert len(ds) == 2 * 6  # the six training initial times
-    i = int(np.flatnonzero((ds.samples[:, 0] == 2) & (ds.samples[:, 1] == 1))[0])
+    ds = task.train_dataset()
+    assert ds.samples[:, 0].tolist() == [0, 1, 2, 3, 4, 5]  # the six training initial times
+    x, y, t, b, lead = ds[2]
+    assert y.shape[0] == 3 and b.shape[0] == 4 and lead.tolist() == [0, 1, 2, 3]
+    steps = [s for s in range(2, 60) if task.start_lead(s, 2, 3) == 1]
+    assert steps and {task.start_lead(s, 2, 3) for s in range(2, 60)} == {0, 1}
     seen = []
 
     class Recorder(torch.nn.Module):
-        def forward(self, inputs, graph):
-            seen.append(inputs)
+        def forward(self, inputs, graph):  # zero tendency: the interior stays the analysis
+            seen.append((inputs, torch.is_grad_enabled()))
             return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
 
-    x, y, t, b, lead = ds[i]
-    assert lead.tolist() == [1, 2, 3]
-    task.loss(Recorder(), tuple(p[None] for p in (x, y, t, b, lead)), "cpu", step=2)
-    assert len(seen) == 2
+    task.loss(Recorder(), tuple(p[None] for p in (x, y, t, b, lead)), "cpu", step=steps[0])
+    assert [grad for _, grad in seen] == [False, True, True]  # k0 = 1, then k = 2
     c = len(task.channels)
     rollouts = zarr.open_group(rollout_inputs["boundary"], mode="r")["data"]
     reg = open_prepared(world["inputs"]["regional"])
     crop = lambda a: a[:, task.rows][:, :, task.cols].reshape(c, -1).T  # noqa: E731
     margin = ~task.interior.reshape(-1)
-    first = seen[0][0]
-    x_phys = (first[:, :c] * task.std + task.mean).numpy()
-    np.testing.assert_allclose(x_phys[margin], crop(rollouts[2, 1])[margin], rtol=1e-5,
-                               atol=1e-2)
-    truth = crop(np.asarray(reg.data[6 + 1]))  # init index 6, k0 = 1
-    np.testing.assert_allclose(x_phys[~margin], truth[~margin], rtol=1e-5, atol=1e-2)
-    for j, step in enumerate(seen):
-        g = (step[0, :, c:2 * c] * task.std + task.mean).numpy()
-        np.testing.assert_allclose(g, crop(rollouts[2, 2 + j]), rtol=1e-5, atol=1e-2)
-        assert not np.allclose(g, crop(rollouts[2, 1 + j]), rtol=1e-5, atol=1e-2)
-        np.testing.assert_allclose(step[0, :, -1].numpy(), (2 + j) / 3)  # the lead channel
-        np.testing.assert_array_equal(step[0, :, -2].numpy(), (~margin).astype(np.float32))
+    truth = crop(np.asarray(reg.data[6]))  # the third initial time: index 6
+    for j, (inputs, _) in enumerate(seen):
+        x_phys = (inputs[0, :, :c] * task.std + task.mean).numpy()
+        np.testing.assert_allclose(x_phys[margin], crop(rollouts[2, j])[margin], rtol=1e-5,
+                                   atol=1e-2)
+        np.testing.assert_allclose(x_phys[~margin], truth[~margin], rtol=1e-5, atol=1e-2)
+        g = (inputs[0, :, c:2 * c] * task.std + task.mean).numpy()
+        np.testing.assert_allclose(g, crop(rollouts[2, j + 1]), rtol=1e-5, atol=1e-2)
+        assert not np.allclose(g, crop(rollouts[2, j]), rtol=1e-5, atol=1e-2)
+        np.testing.assert_allclose(inputs[0, :, -1].numpy(), (j + 1) / 3)  # the lead channel
+        np.testing.assert_array_equal(inputs[0, :, -2].numpy(), (~margin).astype(np.float32))
     assert task.model_config().in_channels == 2 * c + len(task.forcings)
     assert task.forcings[-2:] == ["interior", "boundary_lead"]
+    # the real model: the trained steps reach every parameter
+    model = task.build_model()
+    loss, metrics = task.loss(model, tuple(p[None] for p in (x, y, t, b, lead)), "cpu",
+                              step=steps[0])
+    loss.backward()
+    assert metrics["rollout_steps"] == 2
+    assert not [n for n, p in model.named_parameters() if p.grad is None]
 
 
 def test_a_forecast_step_k_reads_lead_k_plus_one(world, rollout_inputs):
@@ -264,13 +271,35 @@ def test_a_forecast_step_k_reads_lead_k_plus_one(world, rollout_inputs):
             return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
 
     x, _, t, b, _ = task.train_dataset()[0]
-    g = b[1:][None].repeat(2, 1, 1, 1, 1)  # [2, 2, C, h, w]
+    g = b[1:][None].repeat(2, 1, 1, 1, 1)  # [2, 3, C, h, w]
     task.rollout(Recorder(), x[-1:].repeat(2, 1, 1, 1), b[:1].repeat(2, 1, 1, 1), g,
                  t[None].repeat(2))
-    assert [s.unique().numel() for s in seen] == [1, 1]  # one value at every node
-    assert [float(s[0, 0]) for s in seen] == pytest.approx([1 / 3, 2 / 3])
+    assert [s.unique().numel() for s in seen] == [1, 1, 1]  # one value at every node
+    assert [float(s[0, 0]) for s in seen] == pytest.approx([1 / 3, 2 / 3, 1])
     with pytest.raises(ValueError, match="lead of its global forecast"):
         task.network_output(Recorder(), x[-1:], t[None], b[1:2])
+
+
+def test_without_boundary_rollout_training_starts_from_the_same_initial_times(world):
+    from graphs import build_graph, save_graph
+    from pipeline.ingest import open_prepared
+    from pipeline.regional_stages import regional_graph_spec
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    cfg = regional_cfg(world["root"], boundary=False, **ROLLOUT)
+    reg = open_prepared(world["inputs"]["regional"])
+    graph = world["root"] / "box_graph_rollout.pt"
+    save_graph(build_graph(regional_graph_spec(cfg, reg.lat, reg.lon)), graph)
+    inputs = {k: v for k, v in world["inputs"].items() if k != "boundary"}
+    task = WeatherRegionalTask(cfg, {**inputs, "graph": str(graph)})
+    ds = task.train_dataset()
+    # every 2nd training time with 3 steps after it (no global model: index 0 too)
+    np.testing.assert_array_equal(ds.times, reg.times[[0, 2, 4, 6, 8, 10, 12]])
+    x, y, t, b, lead = ds[1]
+    assert b.numel() == 0 and "boundary_lead" not in task.forcings
+    loss, _ = task.loss(task.build_model(), tuple(p[None] for p in (x, y, t, b, lead)), "cpu",
+                        step=3)
+    assert torch.isfinite(loss)
 
 
 def test_a_one_step_store_is_refused_for_rollout_training(world):

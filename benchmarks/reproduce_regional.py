@@ -8,9 +8,11 @@ The frozen global model is a `configs/oneforecast_small.yaml` run (5.625°, issu
 OneForecast model); without ``--global-checkpoint`` one is trained first (`sluice run`, seed
 0, into RUN_ROOT/global). Then `configs/oneforecast_regional.yaml` makes the shared data once
 (`sluice boundary ... --run-dir RUN_ROOT/shared`: one core run writing the global store and the
-native 2.8125° regional truth, and the global model's one-step forecasts on the regional grid)
-and trains each arm × seed through the real pipeline (`sluice run`: 2 Ray Train workers, DDP
-over gloo, one core each), linking the shared stages:
+native 2.8125° regional truth, and the global model's forecasts on the regional grid — with the
+config's ``regional.train_boundary: rollout``, 12-step rollouts from every 00 UTC analysis of
+the training and validation years) and trains each arm × seed through the real pipeline
+(`sluice run`: 2 Ray Train workers, DDP over gloo, one core each; both arms train as a forecast
+runs, from the same initial times), linking the shared stages:
 
 - ``nested``: the regional model with the global boundary channels (OneForecast's design);
 - ``no_boundary``: the same regional model without them (and without the margin);

@@ -432,11 +432,13 @@ class RegionalConfig(Section):
     # the frozen global model: a checkpoint directory written by `sluice run` (RUN/train/checkpoint)
     global_checkpoint: Annotated[str, Field(min_length=1)]
     grid: Literal["native"] = "native"  # the regional resolution: the core's own grid
-    # the global forecasts training pairs each regional state with (pipeline/boundary.py):
-    # "one_step", the 6 h forecast from the analysis at every time (near-perfect); "rollout",
-    # rollouts from analyses every boundary_init_stride steps, leads 0..boundary_leads, sampled
-    # so a training step sees the boundary of the lead a forecast step sees, with that lead as
-    # an input channel (the boundary's age: how far to trust it)
+    # how training meets the global forecasts (pipeline/tasks/weather_regional.py): "one_step",
+    # each true state with the 6 h forecast from the analysis (near-perfect boundaries);
+    # "rollout", as a forecast runs: global rollouts of boundary_leads steps from an analysis
+    # every boundary_init_stride steps, the regional model's own rollout (no gradient) to a
+    # random lead, then trained steps, each with the global forecast of its lead and that lead
+    # as an input (the boundary's age). The ablation without boundary trains from the same
+    # initial times without g
     train_boundary: Literal["one_step", "rollout"] = "one_step"
     boundary_leads: Annotated[int, Field(ge=1, le=240)] = 12
     boundary_init_stride: Annotated[int, Field(ge=1)] = 4

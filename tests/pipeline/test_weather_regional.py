@@ -479,8 +479,7 @@ def test_regional_graph_nodes_are_the_domain_points_without_wrap(world):
 
 
 # -- sluice forecast: global + regional ----------------------------------------------------------
-@pytest.fixture(scope="module")
-def regional_checkpoint(world):
+def _train_regional(world, cfg: dict, inputs: dict, name: str):
     """A regional model trained 4 steps by the training loop, with the global model inside its
     checkpoint as the train stage leaves it (`regional_stages.train_regional`)."""
     import shutil
@@ -489,14 +488,26 @@ def regional_checkpoint(world):
     from pipeline.session import TorchrunSession
     from pipeline.train import run_training
 
-    run_training(world["cfg"], world["inputs"], TorchrunSession(world["root"] / "rtrain"))
-    ckpt = world["root"] / "rtrain" / "checkpoint_000000004"
-    shutil.copytree(world["cfg"]["regional"]["global_checkpoint"], ckpt / GLOBAL)
+    run_training(cfg, inputs, TorchrunSession(world["root"] / name))
+    ckpt = world["root"] / name / "checkpoint_000000004"
+    shutil.copytree(cfg["regional"]["global_checkpoint"], ckpt / GLOBAL)
     return ckpt
 
 
+@pytest.fixture(scope="module")
+def regional_checkpoint(world):
+    return _train_regional(world, world["cfg"], world["inputs"], "rtrain")
+
+
+@pytest.fixture(scope="module")
+def rollout_checkpoint(world, rollout_inputs):
+    return _train_regional(world, regional_cfg(world["root"], **ROLLOUT), rollout_inputs,
+                           "rtrain_rollout")
+
+
+@pytest.mark.parametrize("mode", ["one_step", "rollout"])
 def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
-        world, regional_checkpoint, tmp_path):
+        world, rollout_inputs, mode, request, tmp_path):
     import xarray as xr
 
     from models.oneforecast.nested import BoundaryInterpolator
@@ -504,9 +515,11 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
     from pipeline.ingest import open_prepared
     from workflows.cli import main
 
+    checkpoint = request.getfixturevalue(
+        "regional_checkpoint" if mode == "one_step" else "rollout_checkpoint")
     ingest = world["root"] / "ingest"
     out, regional_out = tmp_path / "g.zarr", tmp_path / "r.zarr"
-    args = ["forecast", "--init-time", "2001-01-06T06", "--checkpoint", str(regional_checkpoint),
+    args = ["forecast", "--init-time", "2001-01-06T06", "--checkpoint", str(checkpoint),
             "--lead", "18h", "--analysis", str(ingest / "raw.zarr"),
             "--regional-analysis", str(ingest / "regional_raw.zarr"), "--out", str(out),
             "--regional-out", str(regional_out), "--graph-cache", str(tmp_path / "cache")]
@@ -514,9 +527,10 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
     r = xr.open_zarr(regional_out, consolidated=False)
     assert r.sizes["prediction_timedelta"] == 3 and r.attrs["box"] == BOX
     # by hand: the global rollout from the prepared store, interpolated, drives the task's steps
-    task = _task(world)
+    task = _task(world) if mode == "one_step" else _rollout_task(world, rollout_inputs)
+    assert task.lead_channel == (mode == "rollout")
     model = task.build_model()
-    model.load_state_dict(ck.load_state(regional_checkpoint)["model"])
+    model.load_state_dict(ck.load_state(checkpoint)["model"])
     model.eval()
     reg = open_prepared(world["inputs"]["regional"])
     i = int(np.flatnonzero(reg.times == np.datetime64("2001-01-06T06", "ns"))[0])
@@ -527,13 +541,14 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
         torch.from_numpy(np.asarray(glob_store.data[i:i + 1])))  # lead 0 on the margin
     t0 = int(reg.times[i].astype(np.int64))
 
-    def rollout(margin):
+    def rollout(margin, lead_offset=1):
         x = task.with_margin(torch.from_numpy(crop(np.asarray(reg.data[i])))[None],
                              crop(margin))
         out = []
         with torch.no_grad():
             for k in range(3):
-                x = task.forecast(model, x, torch.tensor([t0 + k * STEP_NS]), crop(g[k:k + 1]))
+                x = task.forecast(model, x, torch.tensor([t0 + k * STEP_NS]), crop(g[k:k + 1]),
+                                  torch.tensor([k + lead_offset]))
                 out.append(x[0, task.channels.index("temperature_850")].numpy())
         return np.stack(out)
 
@@ -541,6 +556,8 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
     np.testing.assert_array_equal(t850, rollout(analysis))  # the same arithmetic, bit for bit
     # and it tells the margin it starts from (the analysis, lead 0): another margin differs
     assert not np.array_equal(t850, rollout(g[:1]))
+    if mode == "rollout":  # and the leads it feeds: step k reads lead k + 1, not k
+        assert not np.array_equal(t850, rollout(analysis, lead_offset=0))
     glob = xr.open_zarr(out, consolidated=False)
     assert glob.sizes["latitude"] == 32 and glob.sizes["longitude"] == 64
 

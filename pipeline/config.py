@@ -442,6 +442,11 @@ class RegionalConfig(Section):
     train_boundary: Literal["one_step", "rollout"] = "one_step"
     boundary_leads: Annotated[int, Field(ge=1, le=240)] = 12
     boundary_init_stride: Annotated[int, Field(ge=1)] = 4
+    # how the loss weighs a step by its lead ℓ from the analysis: "uniform", as is; "persistence",
+    # divided by persistence's loss at ℓ over the training period (an MSE skill score per lead):
+    # σ_Δ-normalised errors grow ~ℓ², so uniform weights let the longest leads drown the first
+    # steps of a forecast (pipeline/tasks/weather_regional.py)
+    lead_loss: Literal["uniform", "persistence"] = "uniform"
 
     @field_validator("box")
     @classmethod
@@ -510,6 +515,9 @@ class Config(Section):
             raise ValueError(f"train.rollout.schedule rolls out {longest} steps but "
                              f"regional.boundary_leads is {self.regional.boundary_leads}; "
                              "expected boundary_leads >= the longest rollout")
+        if self.regional.lead_loss == "persistence" and self.train.loss != "mse":
+            raise ValueError(f"regional.lead_loss persistence divides each step's MSE by "
+                             f"persistence's; expected train.loss mse, not {self.train.loss}")
         return self
 
     @model_validator(mode="after")

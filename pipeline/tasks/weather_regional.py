@@ -162,6 +162,7 @@ class RegionalRolloutWindows(Dataset):
 class WeatherRegionalTask(WeatherGlobalTask):
     name = "weather_regional"
     collate_fn = None  # torch's default_collate: stacks the four parts of each sample
+    lead_scale = None  # E_ℓ [L] of ``regional.lead_loss: persistence``, on its first loss
 
     def __init__(self, cfg: dict, inputs: dict[str, str]):
         store = open_prepared(inputs["regional"])
@@ -304,13 +305,52 @@ class WeatherRegionalTask(WeatherGlobalTask):
         g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step)
         return int(torch.randint(0, leads - k + 1, (1,), generator=g))
 
+    def persistence_loss(self, leads: int) -> torch.Tensor:
+        """E [leads]: the training objective of persistence at leads ℓ = 1 .. leads, over every
+        window of the training period (T of them):
+
+            E_ℓ = (1/T) Σ_t  mean_{n,c} a_n w_c ((x_{t+ℓ,n,c} − x_{t,n,c}) / σ_Δ,c)²
+
+        with this task's node weights a (the box's cell areas, 0 on the margin) and channel
+        weights w: the objective of predicting no change. σ_Δ is the std of one-step changes
+        over the same period, so E_1 ≈ mean_c w_c; E_ℓ then grows (~ℓ² while changes are
+        coherent, towards 2σ²/σ_Δ² as the state decorrelates). Computed from the regional
+        store on every rank alike (the same bytes give the same E)."""
+        import zarr
+
+        from pipeline.datasets import ChunkReader, window_starts
+
+        path = self.inputs["regional"]
+        store = open_prepared(path)
+        period = tuple(str(t) for t in self.cfg["data"]["periods"]["train"])
+        starts = window_starts(store.times, period, 1, leads)
+        lo, hi = int(starts[0]), int(starts[-1]) + leads + 1
+        block = torch.from_numpy(ChunkReader(zarr.open_array(f"{path}/data", mode="r"))
+                                 .read(lo, hi))  # [T + leads, C, H, W]
+        block = block.index_select(-2, torch.as_tensor(self.rows)).index_select(
+            -1, torch.as_tensor(self.cols)).to(self.diff_std.device)
+        rows, e = torch.as_tensor(starts - lo), []
+        for ell in range(1, leads + 1):
+            total = 0.0
+            for t in rows.split(256):
+                change = self.normalised_target(block[t], block[t + ell])
+                total += float(self.objective(torch.zeros_like(change), change)) * len(t)
+            e.append(total / len(rows))
+        return torch.tensor(e)
+
     def loss(self, model, batch, device, step: int = 0):
         """Mean over k(step) rollout steps of the interior-weighted one-step loss; each step's
         margin and g channels (and their leads) from the boundary store (module docstring).
 
         ``train_boundary: rollout``: the batch holds whole forecasts from initial times; the
         model is first rolled out k0 = `start_lead` steps without gradient (its own forecast,
-        as a forecast's state at lead k0), then trained on steps k0 .. k0 + k − 1."""
+        as a forecast's state at lead k0), then trained on steps k0 .. k0 + k − 1.
+
+        ``lead_loss: persistence``: step j's loss (its target is the truth at lead ℓ = j + 1
+        from the analysis) is divided by E_ℓ (`persistence_loss`), so it is the MSE skill
+        score's complement 1 − SS_ℓ, on the same scale at every lead. Uniform weights would
+        let the aged states of long leads (σ_Δ-normalised errors tens of times the first
+        step's) set the gradient, and the first day of a forecast learns little."""
         inputs, targets, t, boundary, lead = (part.to(device) for part in batch)
         k = rollout_steps(self.schedule, step)
         if k > targets.shape[1]:
@@ -324,10 +364,16 @@ class WeatherRegionalTask(WeatherGlobalTask):
         with torch.no_grad():
             for j in range(k0):
                 x = self.forecast(model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1]).float()
+        scale = None
+        if self.regional_cfg.lead_loss == "persistence":
+            if self.lead_scale is None or len(self.lead_scale) < targets.shape[1]:
+                self.lead_scale = self.persistence_loss(targets.shape[1])
+            scale = self.lead_scale
         for j in range(k0, k0 + k):
             output = self.network_output(model, x, t + j * step_ns, nxt(j + 1),
                                          lead[:, j + 1]).float()
-            losses.append(self.objective(output, self.normalised_target(x, targets[:, j])))
+            term = self.objective(output, self.normalised_target(x, targets[:, j]))
+            losses.append(term if scale is None else term / float(scale[j]))
             x = self.with_margin(self.to_physical(output, x), nxt(j + 1))
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
@@ -338,6 +384,10 @@ class WeatherRegionalTask(WeatherGlobalTask):
                             "domain": list(self.regional_cfg.domain()),
                             "boundary": self.use_boundary,
                             "train_boundary": self.regional_cfg.train_boundary,
+                            "lead_loss": self.regional_cfg.lead_loss,
+                            # E_ℓ of the persistence lead loss, ℓ = 1.. (once a loss ran)
+                            "persistence_loss": [] if self.lead_scale is None else
+                            [round(float(v), 6) for v in self.lead_scale],
                             "global_checkpoint": self.regional_cfg.global_checkpoint}
         return meta
 

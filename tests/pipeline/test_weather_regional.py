@@ -302,6 +302,71 @@ def test_without_boundary_rollout_training_starts_from_the_same_initial_times(wo
     assert torch.isfinite(loss)
 
 
+def test_persistence_loss_of_a_linear_trend_is_lead_squared_times_hand_computed(world,
+                                                                                   tmp_path):
+    """E_ℓ on a store whose fields change linearly in time, x_t = x_0 + t s_c σ_Δ,c: every
+    ℓ-step change is ℓ s_c σ_Δ,c at every node, so E_ℓ = ℓ² mean_c w_c s_c² (node weights
+    average 1 over the domain). The training period's windows only: a change past its end
+    would break the trend's value (below)."""
+    import shutil
+
+    import zarr
+
+    from pipeline.ingest import open_prepared
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    src = open_prepared(world["inputs"]["regional"])
+    path = tmp_path / "linear.zarr"
+    shutil.copytree(world["inputs"]["regional"], path)
+    data = zarr.open_array(f"{path}/data", mode="r+")
+    s = np.array([1.0, 2.0, 3.0])
+    steps = np.arange(data.shape[0], dtype=np.float64)[:, None, None, None]
+    data[:] = (np.asarray(src.data[:1], np.float64)
+               + steps * (s * src.diff_std)[None, :, None, None]).astype(np.float32)
+    # after the training period (16 windows of 1 + 3 times in 0..15) the trend breaks: a
+    # window reaching past it would change E
+    data[16:] = data[16:] + 1e3 * src.diff_std[None, :, None, None].astype(np.float32)
+    task = WeatherRegionalTask(regional_cfg(world["root"], lead_loss="persistence", **ROLLOUT),
+                               {**world["inputs"], "regional": str(path)})
+    task._tensors("cpu")
+    w = task.channel_weight.numpy().astype(np.float64)
+    e1 = float(np.mean(w * s ** 2))
+    np.testing.assert_allclose(task.persistence_loss(3).numpy(), e1 * np.array([1, 4, 9]),
+                               rtol=1e-4)
+
+
+def test_lead_loss_divides_each_step_by_persistence_at_its_lead(world, rollout_inputs):
+    """With a zero-tendency network the interior stays the analysis, so step j's term is
+    persistence's at lead j + 1 for this sample, P_{j+1}; uniform: mean_j P, persistence:
+    mean_j P_{j+1} / E_{j+1} (an off-by-one lead would use E_j: detectable, E grows)."""
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    class Zero(torch.nn.Module):
+        def forward(self, inputs, graph):
+            return torch.zeros(inputs.shape[0], inputs.shape[1], len(task.channels))
+
+    task = WeatherRegionalTask(regional_cfg(world["root"], lead_loss="persistence", **ROLLOUT),
+                               rollout_inputs)
+    uniform = _rollout_task(world, rollout_inputs)
+    batch = tuple(p[None] for p in task.train_dataset()[2])
+    x, y, _, b, _ = batch
+    step = next(s for s in range(2, 60) if task.start_lead(s, 2, 3) == 1)  # steps 1, 2 trained
+    task._tensors("cpu")
+    x0 = task.with_margin(x[:, -1], b[:, 0])
+    p = [float(task.objective(torch.zeros(1, x0[0, 0].numel(), x0.shape[1]),
+                              task.normalised_target(x0, y[:, j]))) for j in (1, 2)]
+    e = task.persistence_loss(3).numpy()
+    assert e[0] < e[1] < e[2]
+    loss_u, _ = uniform.loss(Zero(), batch, "cpu", step=step)
+    loss_p, _ = task.loss(Zero(), batch, "cpu", step=step)
+    assert float(loss_u) == pytest.approx(np.mean(p), rel=1e-5)
+    assert float(loss_p) == pytest.approx(np.mean([p[0] / e[1], p[1] / e[2]]), rel=1e-5)
+    assert float(loss_p) != pytest.approx(np.mean([p[0] / e[0], p[1] / e[1]]), rel=1e-3)
+    meta = task.checkpoint_meta()["regional"]
+    assert meta["lead_loss"] == "persistence"
+    np.testing.assert_allclose(meta["persistence_loss"], e, rtol=1e-5)
+
+
 def test_a_one_step_store_is_refused_for_rollout_training(world):
     from pipeline.tasks.weather_regional import WeatherRegionalTask
 
@@ -455,6 +520,8 @@ def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
     ({"regional": {"box": BOX, "global_checkpoint": "x", **ROLLOUT},
       "train": {"task": "weather_regional", "rollout": {"schedule": [[0, 1], [5, 4]]}}},
      "boundary_leads is 3"),
+    ({"regional": {"box": BOX, "global_checkpoint": "x", "lead_loss": "persistence"},
+      "train": {"task": "weather_regional", "loss": "relative_l2"}}, "expected train.loss mse"),
 ])
 def test_regional_config_errors_name_the_field(change, message):
     raw = {"data": DATA, "train": {"task": "weather_regional"},

@@ -447,6 +447,11 @@ class RegionalConfig(Section):
     # σ_Δ-normalised errors grow ~ℓ², so uniform weights let the longest leads drown the first
     # steps of a forecast (pipeline/tasks/weather_regional.py)
     lead_loss: Literal["uniform", "persistence"] = "uniform"
+    # rollout training's start lead k0: None, uniform on 0..L−k; p, k0 = 0 (trained from the
+    # analysis, as one-step training always is) with probability p, else uniform on 1..L−k.
+    # The first steps of a forecast need many samples to beat the global model's; the aged
+    # ones learn mostly how far to trust g, and cost k0 forward passes each
+    analysis_start_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
 
     @field_validator("box")
     @classmethod

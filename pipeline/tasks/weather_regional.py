@@ -299,11 +299,18 @@ class WeatherRegionalTask(WeatherGlobalTask):
                                period, lead_steps, self.rows, self.cols)
 
     def start_lead(self, step: int, k: int, leads: int) -> int:
-        """k0 of a forecast-mode batch: uniform on 0 .. leads − k, drawn from (seed, step): the
-        same on a resumed run, and on every rank (DDP ranks wait for the slowest: one k0 for
-        all keeps the step's cost that of one k0, not of the largest)."""
+        """k0 of a forecast-mode batch, drawn from (seed, step): the same on a resumed run, and
+        on every rank (DDP ranks wait for the slowest: one k0 for all keeps the step's cost
+        that of one k0, not of the largest). Uniform on 0 .. leads − k; with
+        ``regional.analysis_start_fraction`` p, k0 = 0 (train from the analysis) with
+        probability p, else uniform on 1 .. leads − k."""
         g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step)
-        return int(torch.randint(0, leads - k + 1, (1,), generator=g))
+        p = self.regional_cfg.analysis_start_fraction
+        if p is None or leads == k:
+            return int(torch.randint(0, leads - k + 1, (1,), generator=g))
+        if float(torch.rand(1, generator=g)) < p:
+            return 0
+        return int(torch.randint(1, leads - k + 1, (1,), generator=g))
 
     def persistence_loss(self, leads: int) -> torch.Tensor:
         """E [leads]: the training objective of persistence at leads ℓ = 1 .. leads, over every
@@ -336,6 +343,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
                 change = self.normalised_target(block[t], block[t + ell])
                 total += float(self.objective(torch.zeros_like(change), change)) * len(t)
             e.append(total / len(rows))
+        print(f"[weather_regional] lead_loss persistence: E_1..{leads} = "
+              + " ".join(f"{v:.4g}" for v in e), flush=True)
         return torch.tensor(e)
 
     def loss(self, model, batch, device, step: int = 0):
@@ -385,9 +394,6 @@ class WeatherRegionalTask(WeatherGlobalTask):
                             "boundary": self.use_boundary,
                             "train_boundary": self.regional_cfg.train_boundary,
                             "lead_loss": self.regional_cfg.lead_loss,
-                            # E_ℓ of the persistence lead loss, ℓ = 1.. (once a loss ran)
-                            "persistence_loss": [] if self.lead_scale is None else
-                            [round(float(v), 6) for v in self.lead_scale],
                             "global_checkpoint": self.regional_cfg.global_checkpoint}
         return meta
 

@@ -362,9 +362,26 @@ def test_lead_loss_divides_each_step_by_persistence_at_its_lead(world, rollout_i
     assert float(loss_u) == pytest.approx(np.mean(p), rel=1e-5)
     assert float(loss_p) == pytest.approx(np.mean([p[0] / e[1], p[1] / e[2]]), rel=1e-5)
     assert float(loss_p) != pytest.approx(np.mean([p[0] / e[0], p[1] / e[1]]), rel=1e-3)
-    meta = task.checkpoint_meta()["regional"]
-    assert meta["lead_loss"] == "persistence"
-    np.testing.assert_allclose(meta["persistence_loss"], e, rtol=1e-5)
+    assert task.checkpoint_meta()["regional"]["lead_loss"] == "persistence"
+
+
+def test_analysis_start_fraction_sets_how_often_training_starts_from_the_analysis(world):
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    def shares(fraction, k=1, leads=12, n=4000):
+        task = WeatherRegionalTask(regional_cfg(world["root"], analysis_start_fraction=fraction,
+                                                **ROLLOUT), world["inputs"])
+        k0 = np.array([task.start_lead(s, k, leads) for s in range(n)])
+        assert [task.start_lead(s, k, leads) for s in range(5)] == k0[:5].tolist()
+        return np.bincount(k0, minlength=leads - k + 1) / n
+
+    uniform = shares(None)
+    np.testing.assert_allclose(uniform, 1 / 12, atol=0.015)  # 0..11 alike
+    half = shares(0.5)
+    assert half[0] == pytest.approx(0.5, abs=0.03)
+    np.testing.assert_allclose(half[1:], 0.5 / 11, atol=0.012)  # 1..11 share the rest
+    assert shares(0.0)[0] == 0.0
+    assert set(np.flatnonzero(shares(0.5, k=2, leads=3))) == {0, 1}
 
 
 def test_a_one_step_store_is_refused_for_rollout_training(world):
@@ -520,6 +537,8 @@ def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
     ({"regional": {"box": BOX, "global_checkpoint": "x", **ROLLOUT},
       "train": {"task": "weather_regional", "rollout": {"schedule": [[0, 1], [5, 4]]}}},
      "boundary_leads is 3"),
+    ({"regional": {"box": BOX, "global_checkpoint": "x", "analysis_start_fraction": 1.0}},
+     "analysis_start_fraction"),
     ({"regional": {"box": BOX, "global_checkpoint": "x", "lead_loss": "persistence"},
       "train": {"task": "weather_regional", "loss": "relative_l2"}}, "expected train.loss mse"),
 ])

@@ -447,8 +447,9 @@ class RegionalConfig(Section):
     # σ_Δ-normalised errors grow ~ℓ², so uniform weights let the longest leads drown the first
     # steps of a forecast (pipeline/tasks/weather_regional.py)
     lead_loss: Literal["uniform", "persistence"] = "uniform"
-    # rollout training's start lead k0: None, uniform on 0..L−k; p, k0 = 0 (trained from the
-    # analysis, as one-step training always is) with probability p, else uniform on 1..L−k.
+    # rollout training's start lead k0: None, uniform on 0..L−1; p, k0 = 0 (trained from the
+    # analysis, as one-step training always is) with probability p, else uniform on 1..L−1
+    # (a batch trains steps k0..min(k0+k, L)−1: every lead past k from k starts alike).
     # The first steps of a forecast need many samples to beat the global model's; the aged
     # ones learn mostly how far to trust g, and cost k0 forward passes each
     analysis_start_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None

@@ -27,9 +27,10 @@ Training (``regional.train_boundary``). ``one_step``: samples pair x_t (truth) w
 one-step global forecasts B: the margin of x_t is B[t], the g channels of step j are
 B[t + j + 1]. ``rollout``: training runs as a forecast does. A sample is a whole forecast from
 an initial time T_i: the truth there and after, and R[m, 0..L], the global rollout from T_i
-(`pipeline.boundary`). Each batch draws a start lead k0 ∈ 0..L − k; the regional model is rolled
+(`pipeline.boundary`). Each batch draws a start lead k0 ∈ 0..L − 1; the regional model is rolled
 out k0 steps from the analysis without gradient (its own forecast, each step with the global
-forecast of its lead), then trained on the k steps after, step j reading g = R[m, j + 1] of lead
+forecast of its lead), then trained on the k steps after (fewer where they would pass lead L),
+step j reading g = R[m, j + 1] of lead
 ℓ = j + 1. So state and boundary have the age they have in a forecast; the input also carries
 that age,
 
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.checkpoint import checkpoint
 from torch.utils.data import Dataset
 
 from graphs import load_graph
@@ -298,19 +300,32 @@ class WeatherRegionalTask(WeatherGlobalTask):
                                self.inputs["boundary"] if self.use_boundary else None,
                                period, lead_steps, self.rows, self.cols)
 
-    def start_lead(self, step: int, k: int, leads: int) -> int:
+    def start_lead(self, step: int, leads: int) -> int:
         """k0 of a forecast-mode batch, drawn from (seed, step): the same on a resumed run, and
         on every rank (DDP ranks wait for the slowest: one k0 for all keeps the step's cost
-        that of one k0, not of the largest). Uniform on 0 .. leads − k; with
+        that of one k0, not of the largest). Uniform on 0 .. leads − 1; with
         ``regional.analysis_start_fraction`` p, k0 = 0 (train from the analysis) with
-        probability p, else uniform on 1 .. leads − k."""
+        probability p, else uniform on 1 .. leads − 1.
+
+        The batch then trains steps k0 .. min(k0 + k, leads) − 1 (`trained_steps`): a start
+        near the end trains fewer steps rather than none of the last leads, so with rollout k
+        every lead from k + 1 on is trained from k starts, the last one included (drawing k0 on
+        0 .. leads − k instead trained lead 12 half as often as leads 3–11 at k = 2)."""
         g = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step)
         p = self.regional_cfg.analysis_start_fraction
-        if p is None or leads == k:
-            return int(torch.randint(0, leads - k + 1, (1,), generator=g))
+        if p is None or leads == 1:
+            return int(torch.randint(0, leads, (1,), generator=g))
         if float(torch.rand(1, generator=g)) < p:
             return 0
-        return int(torch.randint(1, leads - k + 1, (1,), generator=g))
+        return int(torch.randint(1, leads, (1,), generator=g))
+
+    def trained_steps(self, step: int, k: int, leads: int) -> range:
+        """The steps j (leads j + 1) a batch trains at optimizer step ``step`` with rollout k:
+        k0 .. min(k0 + k, leads) − 1 in forecast mode (`start_lead`), else 0 .. k − 1."""
+        if self.regional_cfg.train_boundary != "rollout":
+            return range(k)
+        k0 = self.start_lead(step, leads)
+        return range(k0, min(k0 + k, leads))
 
     def persistence_loss(self, leads: int) -> torch.Tensor:
         """E [leads]: the training objective of persistence at leads ℓ = 1 .. leads, over every
@@ -353,7 +368,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
 
         ``train_boundary: rollout``: the batch holds whole forecasts from initial times; the
         model is first rolled out k0 = `start_lead` steps without gradient (its own forecast,
-        as a forecast's state at lead k0), then trained on steps k0 .. k0 + k − 1.
+        as a forecast's state at lead k0), then trained on steps k0 .. min(k0 + k, L) − 1.
 
         ``lead_loss: persistence``: step j's loss (its target is the truth at lead ℓ = j + 1
         from the analysis) is divided by E_ℓ (`persistence_loss`), so it is the MSE skill
@@ -368,24 +383,30 @@ class WeatherRegionalTask(WeatherGlobalTask):
         step_ns = round(self.step_hours * 3.6e12)
         nxt = (lambda j: boundary[:, j] if self.use_boundary else None)  # noqa: E731
         x, losses = self.with_margin(inputs[:, -1], nxt(0)), []
-        k0 = (self.start_lead(step, k, targets.shape[1])
-              if self.regional_cfg.train_boundary == "rollout" else 0)
+        trained = self.trained_steps(step, k, targets.shape[1])
         with torch.no_grad():
-            for j in range(k0):
+            for j in range(trained.start):
                 x = self.forecast(model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1]).float()
         scale = None
         if self.regional_cfg.lead_loss == "persistence":
             if self.lead_scale is None or len(self.lead_scale) < targets.shape[1]:
                 self.lead_scale = self.persistence_loss(targets.shape[1])
             scale = self.lead_scale
-        for j in range(k0, k0 + k):
-            output = self.network_output(model, x, t + j * step_ns, nxt(j + 1),
-                                         lead[:, j + 1]).float()
-            term = self.objective(output, self.normalised_target(x, targets[:, j]))
+        for j in trained:
+            args = (model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1], targets[:, j])
+            if self.rollout_checkpointing and len(trained) > 1 and torch.is_grad_enabled():
+                term, x = checkpoint(self._trained_step, *args, use_reentrant=False)
+            else:
+                term, x = self._trained_step(*args)
             losses.append(term if scale is None else term / float(scale[j]))
-            x = self.with_margin(self.to_physical(output, x), nxt(j + 1))
         loss = torch.stack(losses).mean()
-        return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
+        return loss, {"rollout_steps": torch.tensor(float(len(trained)), device=loss.device)}
+
+    def _trained_step(self, model, x, time_ns, boundary_next, lead, target):
+        """One trained step: (its objective against ``target``, the next state with margin)."""
+        output = self.network_output(model, x, time_ns, boundary_next, lead).float()
+        term = self.objective(output, self.normalised_target(x, target))
+        return term, self.with_margin(self.to_physical(output, x), boundary_next)
 
     def checkpoint_meta(self) -> dict:
         meta = super().checkpoint_meta()

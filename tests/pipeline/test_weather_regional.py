@@ -223,8 +223,8 @@ def test_rollout_training_runs_as_a_forecast_from_the_initial_time(world, rollou
     assert ds.samples[:, 0].tolist() == [0, 1, 2, 3, 4, 5]  # the six training initial times
     x, y, t, b, lead = ds[2]
     assert y.shape[0] == 3 and b.shape[0] == 4 and lead.tolist() == [0, 1, 2, 3]
-    steps = [s for s in range(2, 60) if task.start_lead(s, 2, 3) == 1]
-    assert steps and {task.start_lead(s, 2, 3) for s in range(2, 60)} == {0, 1}
+    steps = [s for s in range(2, 60) if task.start_lead(s, 3) == 1]
+    assert steps and {task.start_lead(s, 3) for s in range(2, 60)} == {0, 1, 2}
     seen = []
 
     class Recorder(torch.nn.Module):
@@ -259,6 +259,24 @@ def test_rollout_training_runs_as_a_forecast_from_the_initial_time(world, rollou
     loss.backward()
     assert metrics["rollout_steps"] == 2
     assert not [n for n, p in model.named_parameters() if p.grad is None]
+    # train.rollout.gradient_checkpointing recomputes the steps: the same loss and gradients
+    assert task.rollout_checkpointing
+    grads = [p.grad.clone() for p in model.parameters()]
+    task.rollout_checkpointing = False
+    model.zero_grad()
+    plain, _ = task.loss(model, tuple(p[None] for p in (x, y, t, b, lead)), "cpu",
+                         step=steps[0])
+    plain.backward()
+    assert float(plain.detach()) == pytest.approx(float(loss.detach()), rel=1e-6)
+    for g, p in zip(grads, model.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, g, rtol=1e-5, atol=1e-7)
+    # a start at the last lead trains that lead alone: one step, not none
+    seen.clear()
+    last = next(s for s in range(2, 200) if task.start_lead(s, 3) == 2)
+    _, metrics = task.loss(Recorder(), tuple(p[None] for p in (x, y, t, b, lead)), "cpu",
+                           step=last)
+    assert [grad for _, grad in seen] == [False, False, True] and metrics["rollout_steps"] == 1
+    np.testing.assert_allclose(seen[-1][0][0, :, -1].numpy(), 3 / 3)  # lead 3's channel
 
 
 def test_a_forecast_step_k_reads_lead_k_plus_one(world, rollout_inputs):
@@ -350,7 +368,7 @@ def test_lead_loss_divides_each_step_by_persistence_at_its_lead(world, rollout_i
     uniform = _rollout_task(world, rollout_inputs)
     batch = tuple(p[None] for p in task.train_dataset()[2])
     x, y, _, b, _ = batch
-    step = next(s for s in range(2, 60) if task.start_lead(s, 2, 3) == 1)  # steps 1, 2 trained
+    step = next(s for s in range(2, 60) if task.start_lead(s, 3) == 1)  # steps 1, 2 trained
     task._tensors("cpu")
     x0 = task.with_margin(x[:, -1], b[:, 0])
     p = [float(task.objective(torch.zeros(1, x0[0, 0].numel(), x0.shape[1]),
@@ -371,9 +389,9 @@ def test_analysis_start_fraction_sets_how_often_training_starts_from_the_analysi
     def shares(fraction, k=1, leads=12, n=4000):
         task = WeatherRegionalTask(regional_cfg(world["root"], analysis_start_fraction=fraction,
                                                 **ROLLOUT), world["inputs"])
-        k0 = np.array([task.start_lead(s, k, leads) for s in range(n)])
-        assert [task.start_lead(s, k, leads) for s in range(5)] == k0[:5].tolist()
-        return np.bincount(k0, minlength=leads - k + 1) / n
+        k0 = np.array([task.start_lead(s, leads) for s in range(n)])
+        assert [task.start_lead(s, leads) for s in range(5)] == k0[:5].tolist()
+        return np.bincount(k0, minlength=leads) / n
 
     uniform = shares(None)
     np.testing.assert_allclose(uniform, 1 / 12, atol=0.015)  # 0..11 alike
@@ -381,7 +399,27 @@ def test_analysis_start_fraction_sets_how_often_training_starts_from_the_analysi
     assert half[0] == pytest.approx(0.5, abs=0.03)
     np.testing.assert_allclose(half[1:], 0.5 / 11, atol=0.012)  # 1..11 share the rest
     assert shares(0.0)[0] == 0.0
-    assert set(np.flatnonzero(shares(0.5, k=2, leads=3))) == {0, 1}
+
+
+def test_every_lead_past_the_rollout_length_is_trained_equally_often(world):
+    """Rollout k = 2 over L = 12 leads, p = 0.5: lead 1 only from the analysis (share p),
+    lead 2 from k0 = 0 and 1 (p + (1 − p)/11), every lead 3..12 from two starts, 2(1 − p)/11
+    each — the last lead too (k0 = 11 trains one step, lead 12, rather than never)."""
+    from pipeline.tasks.weather_regional import WeatherRegionalTask
+
+    task = WeatherRegionalTask(regional_cfg(world["root"], analysis_start_fraction=0.5,
+                                            **ROLLOUT), world["inputs"])
+    n, counts = 6000, np.zeros(13)
+    for s in range(n):
+        trained = task.trained_steps(s, 2, 12)
+        assert trained.start == task.start_lead(s, 12) and 1 <= len(trained) <= 2
+        assert trained.stop <= 12 and (len(trained) == 2 or trained.start == 11)
+        counts[[j + 1 for j in trained]] += 1
+    share = counts / n
+    assert share[1] == pytest.approx(0.5, abs=0.03)
+    assert share[2] == pytest.approx(0.5 + 0.5 / 11, abs=0.03)
+    np.testing.assert_allclose(share[3:], 1 / 11, atol=0.015)
+    assert share[12] > 0.07  # a draw on 0..L − k left it at 0.5 / 11 ≈ 0.045
 
 
 def test_a_one_step_store_is_refused_for_rollout_training(world):

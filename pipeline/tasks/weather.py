@@ -395,14 +395,19 @@ class WeatherGlobalTask:
         x_prev = inputs[:, -2] if self.input_states == 2 else None
         for j in range(k):
             args = (model, x, targets[:, j], t + j * step_ns, x_prev)
-            if self.rollout_checkpointing and k > 1 and torch.is_grad_enabled():
-                step_loss, x_next = checkpoint(self.rollout_step, *args, use_reentrant=False)
-            else:
-                step_loss, x_next = self.rollout_step(*args)
+            step_loss, x_next = self.rollout_call(self.rollout_step, args, k)
             x_prev, x = (x if self.input_states == 2 else None), x_next
             losses.append(step_loss)
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(k), device=loss.device)}
+
+    def rollout_call(self, step_fn, args: tuple, k: int):
+        """``step_fn(*args)`` for one trained step of a k-step rollout: inside non-reentrant
+        `torch.utils.checkpoint` when ``rollout.gradient_checkpointing`` applies (k > 1, with
+        gradient), so only one step's activations are held at a time."""
+        if self.rollout_checkpointing and k > 1 and torch.is_grad_enabled():
+            return checkpoint(step_fn, *args, use_reentrant=False)
+        return step_fn(*args)
 
     def sample_ids(self, batch) -> list[int]:
         return batch[2].tolist()  # the initial time (ns since epoch) names the sample

@@ -51,7 +51,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
 from torch.utils.data import Dataset
 
 from graphs import load_graph
@@ -394,10 +393,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
             scale = self.lead_scale
         for j in trained:
             args = (model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1], targets[:, j])
-            if self.rollout_checkpointing and len(trained) > 1 and torch.is_grad_enabled():
-                term, x = checkpoint(self._trained_step, *args, use_reentrant=False)
-            else:
-                term, x = self._trained_step(*args)
+            term, x = self.rollout_call(self._trained_step, args, len(trained))
             losses.append(term if scale is None else term / float(scale[j]))
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(len(trained)), device=loss.device)}

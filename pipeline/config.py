@@ -453,6 +453,12 @@ class RegionalConfig(Section):
     # The first steps of a forecast need many samples to beat the global model's; the aged
     # ones learn mostly how far to trust g, and cost k0 forward passes each
     analysis_start_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    # what the residual target (train.target: residual) adds the network's output to inside the
+    # box: "state", the regional state x_t (x̂ = x_t + σ_Δ f, as the global model); "boundary",
+    # the global forecast valid at the target time (x̂ = g_{t+Δt} + σ_Δ f: the network learns the
+    # regional correction to g, and an untrained one forecasts g). The ablation without boundary
+    # has no g and keeps the state
+    residual_base: Literal["state", "boundary"] = "state"
 
     @field_validator("box")
     @classmethod
@@ -524,6 +530,9 @@ class Config(Section):
         if self.regional.lead_loss == "persistence" and self.train.loss != "mse":
             raise ValueError(f"regional.lead_loss persistence divides each step's MSE by "
                              f"persistence's; expected train.loss mse, not {self.train.loss}")
+        if self.regional.residual_base == "boundary" and self.train.target != "residual":
+            raise ValueError("regional.residual_base boundary is the base of the residual "
+                             f"target; expected train.target residual, not {self.train.target}")
         return self
 
     @model_validator(mode="after")

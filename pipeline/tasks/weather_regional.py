@@ -9,8 +9,13 @@ Step (Δt = 6 h), for a state x_t [C, h, w] on D and the global forecast g_{t+Δ
 t + Δt, interpolated onto D (`pipeline.boundary`):
 
     input_n  = [ (x_t,n − μ)/σ ,  (g_{t+Δt},n − μ)/σ ,  forcings_n(t),  1[n ∈ I] ]
-    x̂_{t+Δt},n = x_t,n + σ_Δ ⊙ f_θ(input)_n     for n ∈ I     (residual target, as global)
+    x̂_{t+Δt},n = b_n + σ_Δ ⊙ f_θ(input)_n        for n ∈ I     (residual target)
     x̂_{t+Δt},n = g_{t+Δt},n                     for n ∈ M
+
+where the residual's base b is, by ``regional.residual_base``, the state x_t (as the global
+model) or the global forecast g_{t+Δt} itself: f_θ then learns the regional correction to g
+(what the native grid resolves and the coarse global model does not, and g's error at its
+lead), and a network that outputs 0 forecasts g. The ablation has no g: b = x_t.
 
 with μ, σ, σ_Δ the regional store's own statistics (the domain over the training period). So
 the margin always holds the global forecast, never the regional model's own state: the
@@ -186,6 +191,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
         self.use_boundary = self.regional_cfg.boundary
         # the boundary's age as an input channel: only when training saw boundaries of all ages
         self.lead_channel = self.use_boundary and self.regional_cfg.train_boundary == "rollout"
+        self.base_on_boundary = (self.use_boundary
+                                 and self.regional_cfg.residual_base == "boundary")
         self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
         lat, lon = lat[self.rows], lon[self.cols]
         self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
@@ -265,12 +272,18 @@ class WeatherRegionalTask(WeatherGlobalTask):
             return x
         return torch.where(self.interior_mask, x, boundary)
 
+    def residual_base(self, x: torch.Tensor, boundary_next: torch.Tensor | None) -> torch.Tensor:
+        """b of the residual target (module docstring): g_{t+Δt} with
+        ``regional.residual_base: boundary``, else the state x_t; both [B, C, h, w]."""
+        return boundary_next if self.base_on_boundary else x
+
     def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
                  boundary_next: torch.Tensor | None = None,
                  lead: torch.Tensor | None = None) -> torch.Tensor:
         """One regional step in physical units on D: [B, C, h, w]."""
         output = self.network_output(model, x0, time_ns, boundary_next, lead)
-        return self.with_margin(self.to_physical(output, x0), boundary_next)
+        base = self.residual_base(x0, boundary_next)
+        return self.with_margin(self.to_physical(output, base), boundary_next)
 
     def rollout(self, model, x0: torch.Tensor, margin0: torch.Tensor, g: torch.Tensor,
                 t0: torch.Tensor) -> torch.Tensor:
@@ -401,8 +414,9 @@ class WeatherRegionalTask(WeatherGlobalTask):
     def _trained_step(self, model, x, time_ns, boundary_next, lead, target):
         """One trained step: (its objective against ``target``, the next state with margin)."""
         output = self.network_output(model, x, time_ns, boundary_next, lead).float()
-        term = self.objective(output, self.normalised_target(x, target))
-        return term, self.with_margin(self.to_physical(output, x), boundary_next)
+        base = self.residual_base(x, boundary_next)
+        term = self.objective(output, self.normalised_target(base, target))
+        return term, self.with_margin(self.to_physical(output, base), boundary_next)
 
     def checkpoint_meta(self) -> dict:
         meta = super().checkpoint_meta()
@@ -411,6 +425,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
                             "boundary": self.use_boundary,
                             "train_boundary": self.regional_cfg.train_boundary,
                             "lead_loss": self.regional_cfg.lead_loss,
+                            "residual_base": self.regional_cfg.residual_base,
                             "global_checkpoint": self.regional_cfg.global_checkpoint}
         return meta
 

@@ -462,6 +462,32 @@ def test_margin_is_the_global_forecast_and_the_loss_sees_only_the_box(world):
     np.testing.assert_allclose(ratio, np.cos(lat) / np.cos(lat[0]), rtol=2e-3)
 
 
+def test_residual_base_boundary_adds_the_output_to_the_global_forecast(world):
+    """regional.residual_base boundary: x̂ = g_{t+Δt} + σ_Δ f inside the box (x_t + σ_Δ f with
+    the default), the margin g either way; the loss is the same f against (y − g)/σ_Δ."""
+    on_state, on_g = _task(world), _task(world, residual_base="boundary")
+    model = on_state.build_model()
+    x, y, t, b, lead = on_g.train_dataset()[0]
+    x0 = on_g.with_margin(x[-1:], b[0:1])
+    with torch.no_grad():
+        f = on_g.network_output(model, x0, t[None], b[1:2]).float()  # [1, N, C]
+        a, c = on_state.forecast(model, x0, t[None], b[1:2]), on_g.forecast(model, x0, t[None],
+                                                                           b[1:2])
+    step = (f[0].T * on_g.diff_std[:, None]).reshape(x0.shape[1:])  # σ_Δ f as [C, h, w]
+    interior = torch.from_numpy(on_g.interior)
+    torch.testing.assert_close(c[0][:, interior], (b[1] + step)[:, interior])
+    torch.testing.assert_close(a[0][:, interior], (x0[0] + step)[:, interior])
+    torch.testing.assert_close(c[0][:, ~interior], b[1][:, ~interior])
+    with torch.no_grad():
+        loss, _ = on_g.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu",
+                            step=0)
+    err = (f[0] - ((y[0] - b[1]) / on_g.diff_std[:, None, None]).reshape(f.shape[2], -1).T) ** 2
+    w_c = on_g.channel_weight
+    expected = (err * on_g.node_weight[:, None] * w_c).mean()
+    torch.testing.assert_close(loss, expected)
+    assert on_g.checkpoint_meta()["regional"]["residual_base"] == "boundary"
+
+
 def test_without_boundary_the_model_sees_the_box_alone(world):
     from graphs import build_graph
     from pipeline.ingest import open_prepared
@@ -579,6 +605,8 @@ def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
      "analysis_start_fraction"),
     ({"regional": {"box": BOX, "global_checkpoint": "x", "lead_loss": "persistence"},
       "train": {"task": "weather_regional", "loss": "relative_l2"}}, "expected train.loss mse"),
+    ({"regional": {"box": BOX, "global_checkpoint": "x", "residual_base": "boundary"},
+      "train": {"task": "weather_regional", "target": "direct"}}, "expected train.target resid"),
 ])
 def test_regional_config_errors_name_the_field(change, message):
     raw = {"data": DATA, "train": {"task": "weather_regional"},

@@ -46,7 +46,9 @@ SHARED = {"nested": ("ingest", "boundary"), "no_boundary": ("ingest",)}
 REPORTED = ("geopotential_500", "temperature_850", "2m_temperature", "10m_u_component_of_wind",
             "mean_sea_level_pressure", "u_component_of_wind_850", "specific_humidity_700",
             "temperature_250")
-LEADS = ("12", "24", "36", "48", "60", "72")
+LEADS = ("12", "24", "36", "48", "60", "72")  # the tables
+# the claim: every lead from 12 h to 72 h, so every 6-hourly one (the 18 UTC steps included)
+CLAIM_LEADS = tuple(str(h) for h in range(12, 73, 6))
 
 
 def main() -> int:
@@ -111,10 +113,11 @@ def report(results: dict[str, list[dict]], seeds: list[int], markdown: bool = Fa
     if "nested" in results:
         claims = claim_checks(results, channels)
         print("\nClaims (nested beats the other by more than the seeds' spread, "
-              "mean difference > sd_nested + sd_other, every lead 12-72 h):")
+              "mean difference > sd_nested + sd_other, every 6-hourly lead 12-72 h):")
         for k, v in claims.items():
             print(f"  {k}: {v}")
-            figures[k] = v if isinstance(v, int | float) else 0
+            if isinstance(v, int | float):
+                figures[k] = v
     print(json.dumps({"benchmark": "regional_reproduction", "figures": figures}))
 
 
@@ -140,24 +143,30 @@ def markdown_tables(results: dict[str, list[dict]], channels: list[str]) -> str:
 
 
 def claim_checks(results: dict[str, list[dict]], channels: list[str]) -> dict:
-    """Per opponent: on how many (variable, lead) cells the nested model's mean RMSE is below
-    the opponent's by more than the two arms' seed stds together, and whether all are."""
+    """Per opponent: on how many (variable, lead) cells, leads `CLAIM_LEADS`, the nested
+    model's mean RMSE is below the opponent's by more than the two arms' seed stds together,
+    whether all are, and the others (variable@lead: ours vs theirs)."""
     nested = results["nested"]
     out = {}
     opponents = [("global_interpolated", nested, "global_interpolated")]
     if "no_boundary" in results:
         opponents.append(("no_boundary", results["no_boundary"], "model"))
     for label, runs, f in opponents:
-        wins = 0
+        wins, others = 0, []
         for c in channels:
-            for lead in LEADS:
+            for lead in CLAIM_LEADS:
                 ours, theirs = (metric(nested, "model", c, lead, "rmse"),
                                 metric(runs, f, c, lead, "rmse"))
-                wins += int(theirs.mean() - ours.mean() > sd(ours) + sd(theirs))
-        total = len(channels) * len(LEADS)
+                if theirs.mean() - ours.mean() > sd(ours) + sd(theirs):
+                    wins += 1
+                else:
+                    others.append(f"{c}@{lead}h: {ours.mean():.4g} ± {sd(ours):.2g} vs "
+                                  f"{theirs.mean():.4g} ± {sd(theirs):.2g}")
+        total = len(channels) * len(CLAIM_LEADS)
         out[f"nested_beats_{label}_cells"] = wins
         out[f"nested_beats_{label}_cells_of"] = total
         out[f"nested_beats_{label}_everywhere"] = int(wins == total)
+        out[f"nested_not_beating_{label}"] = others
     return out
 
 

@@ -457,8 +457,9 @@ class RegionalConfig(Section):
     # box: "state", the regional state x_t (x̂ = x_t + σ_Δ f, as the global model); "boundary",
     # the global forecast valid at the target time (x̂ = g_{t+Δt} + σ_Δ f: the network learns the
     # regional correction to g, and an untrained one forecasts g). The ablation without boundary
-    # has no g and keeps the state
-    residual_base: Literal["state", "boundary"] = "state"
+    # has no g and keeps the state. "gated": a learned gate per node and variable between the two
+    # (b = x_t + γ ⊙ (g − x_t), γ = sigmoid of C more outputs)
+    residual_base: Literal["state", "boundary", "gated"] = "state"
 
     @field_validator("box")
     @classmethod
@@ -530,8 +531,9 @@ class Config(Section):
         if self.regional.lead_loss == "persistence" and self.train.loss != "mse":
             raise ValueError(f"regional.lead_loss persistence divides each step's MSE by "
                              f"persistence's; expected train.loss mse, not {self.train.loss}")
-        if self.regional.residual_base == "boundary" and self.train.target != "residual":
-            raise ValueError("regional.residual_base boundary is the base of the residual "
+        base = self.regional.residual_base
+        if base != "state" and self.train.target != "residual":
+            raise ValueError(f"regional.residual_base {base} is the base of the residual "
                              f"target; expected train.target residual, not {self.train.target}")
         return self
 

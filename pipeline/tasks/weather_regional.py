@@ -15,7 +15,14 @@ t + Δt, interpolated onto D (`pipeline.boundary`):
 where the residual's base b is, by ``regional.residual_base``, the state x_t (as the global
 model) or the global forecast g_{t+Δt} itself: f_θ then learns the regional correction to g
 (what the native grid resolves and the coarse global model does not, and g's error at its
-lead), and a network that outputs 0 forecasts g. The ablation has no g: b = x_t.
+lead), and a network that outputs 0 forecasts g. ``gated``: the network has C more outputs,
+a gate per node and variable between the two,
+
+    b_n = x_t,n + γ_n ⊙ (g_{t+Δt},n − x_t,n),    γ_n = sigmoid(h_θ(input)_n)  [C]
+
+so each variable leans on the global forecast where it is good and keeps its own state where
+it is not (the global q700 is worse than persistence past two days), and may lean differently
+with g's lead (an input). The ablation has no g: b = x_t.
 
 with μ, σ, σ_Δ the regional store's own statistics (the domain over the training period). So
 the margin always holds the global forecast, never the regional model's own state: the
@@ -191,8 +198,9 @@ class WeatherRegionalTask(WeatherGlobalTask):
         self.use_boundary = self.regional_cfg.boundary
         # the boundary's age as an input channel: only when training saw boundaries of all ages
         self.lead_channel = self.use_boundary and self.regional_cfg.train_boundary == "rollout"
-        self.base_on_boundary = (self.use_boundary
-                                 and self.regional_cfg.residual_base == "boundary")
+        base = self.regional_cfg.residual_base if self.use_boundary else "state"
+        self.base_on_boundary = base == "boundary"
+        self.gated_base = base == "gated"  # the network also outputs the gate's logits h
         self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
         lat, lon = lat[self.rows], lon[self.cols]
         self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
@@ -236,8 +244,10 @@ class WeatherRegionalTask(WeatherGlobalTask):
             self.grid_forcing = torch.cat([self.grid_forcing, interior[:, None]], dim=1)
 
     def model_config(self):
-        return dataclasses.replace(super().model_config(), in_channels=len(self.channels) * (
-            1 + self.use_boundary) + len(self.forcings))
+        c = len(self.channels)
+        return dataclasses.replace(super().model_config(),
+                                   in_channels=c * (1 + self.use_boundary) + len(self.forcings),
+                                   out_channels=c * (1 + self.gated_base))
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] physical → [B, N, C] normalised by the regional statistics."""
@@ -272,18 +282,28 @@ class WeatherRegionalTask(WeatherGlobalTask):
             return x
         return torch.where(self.interior_mask, x, boundary)
 
-    def residual_base(self, x: torch.Tensor, boundary_next: torch.Tensor | None) -> torch.Tensor:
-        """b of the residual target (module docstring): g_{t+Δt} with
-        ``regional.residual_base: boundary``, else the state x_t; both [B, C, h, w]."""
-        return boundary_next if self.base_on_boundary else x
+    def residual_base(self, output: torch.Tensor, x: torch.Tensor,
+                      boundary_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's output [B, N, C (+ C gate logits)] on x [B, C, h, w] → (f [B, N, C],
+        b [B, C, h, w]): b of the residual target (module docstring) is g_{t+Δt} with
+        ``regional.residual_base: boundary``, x_t + γ ⊙ (g_{t+Δt} − x_t) with ``gated``, else
+        the state x_t."""
+        output = output.float()
+        if self.base_on_boundary:
+            return output, boundary_next
+        if not self.gated_base:
+            return output, x
+        c = x.shape[1]
+        gate = torch.sigmoid(output[..., c:]).transpose(1, 2).reshape(x.shape)  # γ [B, C, h, w]
+        return output[..., :c], x + gate * (boundary_next - x)
 
     def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
                  boundary_next: torch.Tensor | None = None,
                  lead: torch.Tensor | None = None) -> torch.Tensor:
         """One regional step in physical units on D: [B, C, h, w]."""
         output = self.network_output(model, x0, time_ns, boundary_next, lead)
-        base = self.residual_base(x0, boundary_next)
-        return self.with_margin(self.to_physical(output, base), boundary_next)
+        f, base = self.residual_base(output, x0, boundary_next)
+        return self.with_margin(self.to_physical(f, base), boundary_next)
 
     def rollout(self, model, x0: torch.Tensor, margin0: torch.Tensor, g: torch.Tensor,
                 t0: torch.Tensor) -> torch.Tensor:
@@ -413,10 +433,11 @@ class WeatherRegionalTask(WeatherGlobalTask):
 
     def _trained_step(self, model, x, time_ns, boundary_next, lead, target):
         """One trained step: (its objective against ``target``, the next state with margin)."""
-        output = self.network_output(model, x, time_ns, boundary_next, lead).float()
-        base = self.residual_base(x, boundary_next)
-        term = self.objective(output, self.normalised_target(base, target))
-        return term, self.with_margin(self.to_physical(output, base), boundary_next)
+        output = self.network_output(model, x, time_ns, boundary_next, lead)
+        f, base = self.residual_base(output, x, boundary_next)
+        # the gate's gradient flows through the base: the term is x̂'s error in σ_Δ units
+        term = self.objective(f, self.normalised_target(base, target))
+        return term, self.with_margin(self.to_physical(f, base), boundary_next)
 
     def checkpoint_meta(self) -> dict:
         meta = super().checkpoint_meta()

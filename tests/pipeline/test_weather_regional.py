@@ -488,12 +488,48 @@ def test_residual_base_boundary_adds_the_output_to_the_global_forecast(world):
     assert on_g.checkpoint_meta()["regional"]["residual_base"] == "boundary"
 
 
+def test_residual_base_gated_blends_state_and_global_forecast_per_node_and_variable(world):
+    """regional.residual_base gated: the network outputs f and gate logits h (2C channels);
+    inside the box x̂ = x_t + γ ⊙ (g_{t+Δt} − x_t) + σ_Δ f, γ = 1/(1 + e^−h); the loss is f
+    against (y − b)/σ_Δ and its gradient reaches the gate's outputs."""
+    task = _task(world, residual_base="gated")
+    c = len(task.channels)
+    assert task.model_config().out_channels == 2 * c
+    model = task.build_model()
+    x, y, t, b, lead = task.train_dataset()[0]
+    x0 = task.with_margin(x[-1:], b[0:1])
+    with torch.no_grad():
+        out = task.network_output(model, x0, t[None], b[1:2], lead[1:2]).float()  # [1, N, 2C]
+        xhat = task.forecast(model, x0, t[None], b[1:2], lead[1:2])
+    f, h = out[0, :, :c].numpy().astype(np.float64), out[0, :, c:].numpy().astype(np.float64)
+    gamma = (1.0 / (1.0 + np.exp(-h))).T.reshape(x0.shape[1:])  # [C, h, w]
+    assert 0.01 < gamma.min() and gamma.max() < 0.99  # a real blend, not one base
+    s0, g1 = x0[0].numpy().astype(np.float64), b[1].numpy().astype(np.float64)
+    base = s0 + gamma * (g1 - s0)
+    step = (f.T * task.diff_std.numpy()[:, None]).reshape(x0.shape[1:])
+    interior = task.interior
+    np.testing.assert_allclose(xhat[0].numpy()[:, interior], (base + step)[:, interior],
+                               rtol=1e-5, atol=1e-5 * np.abs(base).max())
+    np.testing.assert_array_equal(xhat[0].numpy()[:, ~interior], b[1].numpy()[:, ~interior])
+    # the loss, by hand: area × channel weighted MSE of f against (y − b)/σ_Δ
+    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
+    want = ((y[0].numpy().astype(np.float64) - base) / task.diff_std.numpy()[:, None, None])
+    err = (f - want.reshape(c, -1).T) ** 2
+    expected = (err * task.node_weight.numpy()[:, None] * task.channel_weight.numpy()).mean()
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-4)
+    loss.backward()
+    head = model.decoder.head[-1]
+    assert head.weight.grad[c:].abs().sum() > 0 and head.bias.grad[c:].abs().sum() > 0
+    assert task.checkpoint_meta()["regional"]["residual_base"] == "gated"
+
+
 def test_without_boundary_the_model_sees_the_box_alone(world):
     from graphs import build_graph
     from pipeline.ingest import open_prepared
     from pipeline.regional_stages import regional_graph_spec
 
-    cfg = regional_cfg(world["root"], boundary=False)
+    # as the reproduction's ablation: the nested config with boundary off (no g: no gate)
+    cfg = regional_cfg(world["root"], boundary=False, residual_base="gated")
     reg = open_prepared(world["inputs"]["regional"])
     spec = regional_graph_spec(cfg, reg.lat, reg.lon)
     inputs = {**world["inputs"], "graph": str(world["root"] / "box_graph.pt")}
@@ -506,6 +542,7 @@ def test_without_boundary_the_model_sees_the_box_alone(world):
     with_b = _task(world)
     assert task.interior.all() and task.lat.min() >= BOX[0] and task.lat.max() <= BOX[1]
     assert task.model_config().in_channels == len(task.channels) + len(task.forcings)
+    assert task.model_config().out_channels == len(task.channels)
     assert with_b.model_config().in_channels == 2 * len(task.channels) + len(task.forcings) + 1
     x, y, t, b, lead = task.train_dataset()[0]
     assert b.numel() == 0 and x.shape[-2:] == task.interior.shape
@@ -607,6 +644,8 @@ def test_a_global_checkpoint_trained_on_other_data_is_refused(world, tmp_path):
       "train": {"task": "weather_regional", "loss": "relative_l2"}}, "expected train.loss mse"),
     ({"regional": {"box": BOX, "global_checkpoint": "x", "residual_base": "boundary"},
       "train": {"task": "weather_regional", "target": "direct"}}, "expected train.target resid"),
+    ({"regional": {"box": BOX, "global_checkpoint": "x", "residual_base": "gated"},
+      "train": {"task": "weather_regional", "target": "direct"}}, "gated is the base of the"),
 ])
 def test_regional_config_errors_name_the_field(change, message):
     raw = {"data": DATA, "train": {"task": "weather_regional"},

@@ -198,9 +198,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
         self.use_boundary = self.regional_cfg.boundary
         # the boundary's age as an input channel: only when training saw boundaries of all ages
         self.lead_channel = self.use_boundary and self.regional_cfg.train_boundary == "rollout"
-        base = self.regional_cfg.residual_base if self.use_boundary else "state"
-        self.base_on_boundary = base == "boundary"
-        self.gated_base = base == "gated"  # the network also outputs the gate's logits h
+        # without g there is only the state to add to
+        self.base = self.regional_cfg.residual_base if self.use_boundary else "state"
         self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
         lat, lon = lat[self.rows], lon[self.cols]
         self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
@@ -247,7 +246,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
         c = len(self.channels)
         return dataclasses.replace(super().model_config(),
                                    in_channels=c * (1 + self.use_boundary) + len(self.forcings),
-                                   out_channels=c * (1 + self.gated_base))
+                                   out_channels=c * (1 + (self.base == "gated")))  # + h
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] physical → [B, N, C] normalised by the regional statistics."""
@@ -289,9 +288,9 @@ class WeatherRegionalTask(WeatherGlobalTask):
         ``regional.residual_base: boundary``, x_t + γ ⊙ (g_{t+Δt} − x_t) with ``gated``, else
         the state x_t."""
         output = output.float()
-        if self.base_on_boundary:
+        if self.base == "boundary":
             return output, boundary_next
-        if not self.gated_base:
+        if self.base == "state":
             return output, x
         c = x.shape[1]
         gate = torch.sigmoid(output[..., c:]).transpose(1, 2).reshape(x.shape)  # γ [B, C, h, w]

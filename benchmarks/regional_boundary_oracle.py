@@ -61,8 +61,8 @@ def oracle_scores(run: Path) -> dict:
         x = task.with_margin(x0[:, -1], b[:, 0])
         for k in range(k_max):
             # one-step boundaries: lead 1 at every step
-            x = task.forecast(model, x, t0 + k * dt, b[:, k + 1], torch.ones_like(t0)
-                              ).float()
+            x = task.forecast(model, x, t0 + k * dt, b[:, k + 1], torch.ones_like(t0),
+                              b[:, k]).float()
             o = box(truth[:, k]).numpy()
             scores.add(k, box(x).numpy(), o, o)  # ACC not used here
     rmse = scores.rmse()

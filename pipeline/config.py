@@ -458,8 +458,10 @@ class RegionalConfig(Section):
     # the global forecast valid at the target time (x̂ = g_{t+Δt} + σ_Δ f: the network learns the
     # regional correction to g, and an untrained one forecasts g). The ablation without boundary
     # has no g and keeps the state. "gated": a learned gate per node and variable between the two
-    # (b = x_t + γ ⊙ (g − x_t), γ = sigmoid of C more outputs)
-    residual_base: Literal["state", "boundary", "gated"] = "state"
+    # (b = x_t + γ ⊙ (g − x_t), γ = sigmoid of C more outputs). "tendency": two gates, the state
+    # relaxed towards g_t and carried by g's change over the step (b = x_t + α ⊙ (g − g_t) +
+    # γ ⊙ (g_t − x_t), 2C more outputs; g_t = the global forecast valid at the step's start)
+    residual_base: Literal["state", "boundary", "gated", "tendency"] = "state"
 
     @field_validator("box")
     @classmethod

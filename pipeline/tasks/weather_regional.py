@@ -22,7 +22,18 @@ a gate per node and variable between the two,
 
 so each variable leans on the global forecast where it is good and keeps its own state where
 it is not (the global q700 is worse than persistence past two days), and may lean differently
-with g's lead (an input). The ablation has no g: b = x_t.
+with g's lead (an input). ``tendency``: 2C more outputs, two gates per node and variable, and
+g_t, the global forecast valid at the step's start (R[m, j] of step j; the interpolated global
+analysis at the first step),
+
+    b_n = x_t,n + α_n ⊙ (g_{t+Δt},n − g_t,n) + γ_n ⊙ (g_t,n − x_t,n)
+        = (1 − γ_n) x_t,n + γ_n g_t,n + α_n (g_{t+Δt},n − g_t,n),     α_n, γ_n ∈ (0, 1)^C
+
+the state relaxed towards g by γ, then carried by α of g's own change over the step. With
+α = γ it is ``gated``; its new corner α = 1, γ = 0 keeps the regional state's fine structure
+and adds the global model's tendency (the diurnal change of t2m at the 12 → 18 UTC step, which
+the one-state regional model does not see; ``gated`` had to take g's field, coarse structure
+and all, to get it). The ablation has no g: b = x_t.
 
 with μ, σ, σ_Δ the regional store's own statistics (the domain over the training period). So
 the margin always holds the global forecast, never the regional model's own state: the
@@ -71,6 +82,10 @@ from pipeline.datasets import WeatherWindows
 from pipeline.errors import DataError
 from pipeline.ingest import open_prepared
 from pipeline.tasks.weather import WeatherGlobalTask, rollout_steps
+
+# the network's outputs per variable by ``regional.residual_base``: f, and one gate (gated) or
+# two (tendency); one (f) otherwise
+OUTPUTS_PER_VARIABLE = {"gated": 2, "tendency": 3}
 
 
 class RegionalWindows(Dataset):
@@ -246,7 +261,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
         c = len(self.channels)
         return dataclasses.replace(super().model_config(),
                                    in_channels=c * (1 + self.use_boundary) + len(self.forcings),
-                                   out_channels=c * (1 + (self.base == "gated")))  # + h
+                                   out_channels=c * OUTPUTS_PER_VARIABLE.get(self.base, 1))
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, h, w] physical → [B, N, C] normalised by the regional statistics."""
@@ -282,26 +297,40 @@ class WeatherRegionalTask(WeatherGlobalTask):
         return torch.where(self.interior_mask, x, boundary)
 
     def residual_base(self, output: torch.Tensor, x: torch.Tensor,
-                      boundary_next: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's output [B, N, C (+ C gate logits)] on x [B, C, h, w] → (f [B, N, C],
-        b [B, C, h, w]): b of the residual target (module docstring) is g_{t+Δt} with
-        ``regional.residual_base: boundary``, x_t + γ ⊙ (g_{t+Δt} − x_t) with ``gated``, else
-        the state x_t."""
+                      boundary_next: torch.Tensor | None,
+                      boundary_now: torch.Tensor | None = None,
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The network's output [B, N, C (+ C or 2C gate logits)] on x [B, C, h, w] → (f [B, N,
+        C], b [B, C, h, w]): b of the residual target (module docstring) is g_{t+Δt} with
+        ``regional.residual_base: boundary``, x_t + γ ⊙ (g_{t+Δt} − x_t) with ``gated``,
+        x_t + α ⊙ (g_{t+Δt} − g_t) + γ ⊙ (g_t − x_t) with ``tendency`` (``boundary_now`` = g_t,
+        the global forecast valid at t, [B, C, h, w]), else the state x_t."""
         output = output.float()
         if self.base == "boundary":
             return output, boundary_next
         if self.base == "state":
             return output, x
         c = x.shape[1]
-        gate = torch.sigmoid(output[..., c:]).transpose(1, 2).reshape(x.shape)  # γ [B, C, h, w]
-        return output[..., :c], x + gate * (boundary_next - x)
+        # [B, N, kC] → k gates [B, C, h, w] each
+        gates = torch.sigmoid(output[..., c:]).transpose(1, 2).reshape(
+            x.shape[0], -1, *x.shape[1:]).unbind(1)
+        if self.base == "gated":
+            return output[..., :c], x + gates[0] * (boundary_next - x)
+        if boundary_now is None or boundary_now.shape != x.shape:
+            raise ValueError(f"regional.residual_base tendency: the step needs the global "
+                             f"forecast {tuple(x.shape)} valid at its start (g_t)")
+        alpha, gamma = gates
+        return output[..., :c], (x + alpha * (boundary_next - boundary_now)
+                                 + gamma * (boundary_now - x))
 
     def forecast(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
                  boundary_next: torch.Tensor | None = None,
-                 lead: torch.Tensor | None = None) -> torch.Tensor:
-        """One regional step in physical units on D: [B, C, h, w]."""
+                 lead: torch.Tensor | None = None,
+                 boundary_now: torch.Tensor | None = None) -> torch.Tensor:
+        """One regional step in physical units on D: [B, C, h, w] (``boundary_now``, g_t, for
+        the ``tendency`` base only)."""
         output = self.network_output(model, x0, time_ns, boundary_next, lead)
-        f, base = self.residual_base(output, x0, boundary_next)
+        f, base = self.residual_base(output, x0, boundary_next, boundary_now)
         return self.with_margin(self.to_physical(f, base), boundary_next)
 
     def rollout(self, model, x0: torch.Tensor, margin0: torch.Tensor, g: torch.Tensor,
@@ -314,8 +343,9 @@ class WeatherRegionalTask(WeatherGlobalTask):
         x, out = self.with_margin(x0, margin0), []
         for k in range(g.shape[1]):
             lead = torch.full(t0.shape, k + 1)
+            now = (g[:, k - 1] if k else margin0) if self.use_boundary else None  # g_t
             x = self.forecast(model, x, t0 + k * dt, g[:, k] if self.use_boundary else None,
-                              lead).float()
+                              lead, now).float()
             out.append(x)
         return torch.stack(out, dim=1)
 
@@ -417,23 +447,25 @@ class WeatherRegionalTask(WeatherGlobalTask):
         trained = self.trained_steps(step, k, targets.shape[1])
         with torch.no_grad():
             for j in range(trained.start):
-                x = self.forecast(model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1]).float()
+                x = self.forecast(model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1],
+                                  nxt(j)).float()
         scale = None
         if self.regional_cfg.lead_loss == "persistence":
             if self.lead_scale is None or len(self.lead_scale) < targets.shape[1]:
                 self.lead_scale = self.persistence_loss(targets.shape[1])
             scale = self.lead_scale
         for j in trained:
-            args = (model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1], targets[:, j])
+            args = (model, x, t + j * step_ns, nxt(j + 1), lead[:, j + 1], targets[:, j],
+                    nxt(j))
             term, x = self.rollout_call(self._trained_step, args, len(trained))
             losses.append(term if scale is None else term / float(scale[j]))
         loss = torch.stack(losses).mean()
         return loss, {"rollout_steps": torch.tensor(float(len(trained)), device=loss.device)}
 
-    def _trained_step(self, model, x, time_ns, boundary_next, lead, target):
+    def _trained_step(self, model, x, time_ns, boundary_next, lead, target, boundary_now):
         """One trained step: (its objective against ``target``, the next state with margin)."""
         output = self.network_output(model, x, time_ns, boundary_next, lead)
-        f, base = self.residual_base(output, x, boundary_next)
+        f, base = self.residual_base(output, x, boundary_next, boundary_now)
         # the gate's gradient flows through the base: the term is x̂'s error in σ_Δ units
         term = self.objective(f, self.normalised_target(base, target))
         return term, self.with_margin(self.to_physical(f, base), boundary_next)

@@ -523,6 +523,55 @@ def test_residual_base_gated_blends_state_and_global_forecast_per_node_and_varia
     assert task.checkpoint_meta()["regional"]["residual_base"] == "gated"
 
 
+def test_residual_base_tendency_relaxes_the_state_and_adds_the_global_change(world):
+    """regional.residual_base tendency: the network outputs f and two gate logits (3C); inside
+    the box x̂ = x_t + α ⊙ (g_{t+Δt} − g_t) + γ ⊙ (g_t − x_t) + σ_Δ f with g_t the global
+    forecast valid at the step's start; the loss is f against (y − b)/σ_Δ, its gradient
+    reaches both gates' outputs, and a rollout's step k reads g_t = g of lead k."""
+    task = _task(world, residual_base="tendency")
+    c = len(task.channels)
+    assert task.model_config().out_channels == 3 * c
+    model = task.build_model()
+    x, y, t, b, lead = task.train_dataset()[0]
+    x0 = task.with_margin(x[-1:], b[0:1])
+    with torch.no_grad():
+        out = task.network_output(model, x0, t[None], b[1:2], lead[1:2]).float()  # [1, N, 3C]
+        xhat = task.forecast(model, x0, t[None], b[1:2], lead[1:2], b[0:1])
+    out = out[0].numpy().astype(np.float64)
+    f = out[:, :c]
+    alpha, gamma = ((1.0 / (1.0 + np.exp(-out[:, k * c:(k + 1) * c]))).T.reshape(x0.shape[1:])
+                    for k in (1, 2))  # [C, h, w] each
+    assert 0.01 < min(alpha.min(), gamma.min()) and max(alpha.max(), gamma.max()) < 0.99
+    s0, g0, g1 = (a.numpy().astype(np.float64) for a in (x0[0], b[0], b[1]))
+    base = s0 + alpha * (g1 - g0) + gamma * (g0 - s0)
+    step = (f.T * task.diff_std.numpy()[:, None]).reshape(x0.shape[1:])
+    interior = task.interior
+    np.testing.assert_allclose(xhat[0].numpy()[:, interior], (base + step)[:, interior],
+                               rtol=1e-5, atol=1e-5 * np.abs(base).max())
+    np.testing.assert_array_equal(xhat[0].numpy()[:, ~interior], b[1].numpy()[:, ~interior])
+    with pytest.raises(ValueError, match="valid at its start"):
+        task.forecast(model, x0, t[None], b[1:2], lead[1:2])
+    # the loss, by hand: area × channel weighted MSE of f against (y − b)/σ_Δ
+    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
+    want = ((y[0].numpy().astype(np.float64) - base) / task.diff_std.numpy()[:, None, None])
+    err = (f - want.reshape(c, -1).T) ** 2
+    expected = (err * task.node_weight.numpy()[:, None] * task.channel_weight.numpy()).mean()
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-4)
+    loss.backward()
+    head = model.decoder.head[-1]
+    for gate in (slice(c, 2 * c), slice(2 * c, 3 * c)):
+        assert head.weight.grad[gate].abs().sum() > 0 and head.bias.grad[gate].abs().sum() > 0
+    # the rollout: step 0 starts from the global analysis (margin0), step 1 from g of lead 1
+    with torch.no_grad():
+        two = task.rollout(model, x[-1:], b[0:1], b[None, 1:3], t[None])
+        x1 = task.forecast(model, x0, t[None], b[1:2], torch.ones(1), b[0:1])
+        dt = round(task.step_hours * 3.6e12)
+        x2 = task.forecast(model, x1, t[None] + dt, b[2:3], torch.full((1,), 2), b[1:2])
+    torch.testing.assert_close(two[:, 0], x1)
+    torch.testing.assert_close(two[:, 1], x2)
+    assert task.checkpoint_meta()["regional"]["residual_base"] == "tendency"
+
+
 def test_without_boundary_the_model_sees_the_box_alone(world):
     from graphs import build_graph
     from pipeline.ingest import open_prepared

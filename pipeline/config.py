@@ -462,6 +462,10 @@ class RegionalConfig(Section):
     # relaxed towards g_t and carried by g's change over the step (b = x_t + α ⊙ (g − g_t) +
     # γ ⊙ (g_t − x_t), 2C more outputs; g_t = the global forecast valid at the step's start)
     residual_base: Literal["state", "boundary", "gated", "tendency"] = "state"
+    # the global forecast's change over the step, (g_{t+Δt} − g_t)/σ_Δ, as C more input channels:
+    # the network sees g_{t+Δt} and the state, not how far g moves; the tendency base's gate on
+    # that change needs it to close where g's change is poor. The ablation has no g
+    tendency_input: bool = False
 
     @field_validator("box")
     @classmethod

@@ -35,6 +35,10 @@ and adds the global model's tendency (the diurnal change of t2m at the 12 → 18
 the one-state regional model does not see; ``gated`` had to take g's field, coarse structure
 and all, to get it). The ablation has no g: b = x_t.
 
+``regional.tendency_input`` adds g's change over the step to the input, C more channels
+(g_{t+Δt},n − g_t,n) / σ_Δ after g's: the network otherwise sees where g ends, not how far it
+moves, and a gate on that move (α) cannot tell where it is poor.
+
 with μ, σ, σ_Δ the regional store's own statistics (the domain over the training period). So
 the margin always holds the global forecast, never the regional model's own state: the
 information that enters the box through its sides is the global model's. The rollout feeds the
@@ -215,6 +219,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
         self.lead_channel = self.use_boundary and self.regional_cfg.train_boundary == "rollout"
         # without g there is only the state to add to
         self.base = self.regional_cfg.residual_base if self.use_boundary else "state"
+        self.tendency_input = self.use_boundary and self.regional_cfg.tendency_input
         self.rows, self.cols = box_indices(lat, lon, self.regional_cfg.domain())
         lat, lon = lat[self.rows], lon[self.cols]
         self.box_rows, self.box_cols = box_indices(lat, lon, self.regional_cfg.box)
@@ -260,7 +265,8 @@ class WeatherRegionalTask(WeatherGlobalTask):
     def model_config(self):
         c = len(self.channels)
         return dataclasses.replace(super().model_config(),
-                                   in_channels=c * (1 + self.use_boundary) + len(self.forcings),
+                                   in_channels=(c * (1 + self.use_boundary + self.tendency_input)
+                                                + len(self.forcings)),
                                    out_channels=c * OUTPUTS_PER_VARIABLE.get(self.base, 1))
 
     def _normalised(self, x: torch.Tensor) -> torch.Tensor:
@@ -271,16 +277,24 @@ class WeatherRegionalTask(WeatherGlobalTask):
 
     def network_output(self, model, x0: torch.Tensor, time_ns: torch.Tensor,
                        boundary_next: torch.Tensor | None = None,
-                       lead: torch.Tensor | None = None) -> torch.Tensor:
+                       lead: torch.Tensor | None = None,
+                       boundary_now: torch.Tensor | None = None) -> torch.Tensor:
         """x0 [B, C, h, w] (margin = the global forecast valid at time_ns), boundary_next the
         global forecast valid one step later [B, C, h, w] (boundary only), lead [B] its lead in
-        steps (the lead channel only) → [B, N, C]."""
+        steps (the lead channel only), boundary_now the global forecast valid at time_ns
+        (``regional.tendency_input`` only) → [B, N, C]."""
         parts = [self._normalised(x0)]
         if self.use_boundary:
             if boundary_next is None or boundary_next.shape != x0.shape:
                 raise ValueError(f"regional.boundary: the step needs the global forecast "
                                  f"{tuple(x0.shape)} valid one step ahead")
             parts.append(self._normalised(boundary_next))
+        if self.tendency_input:
+            if boundary_now is None or boundary_now.shape != x0.shape:
+                raise ValueError(f"regional.tendency_input: the step needs the global forecast "
+                                 f"{tuple(x0.shape)} valid at its start (g_t)")
+            change = (boundary_next - boundary_now) / self.diff_std[:, None, None]
+            parts.append(change.reshape(*x0.shape[:2], -1).transpose(1, 2))  # [B, N, C]
         parts.append(self.forcing(time_ns).to(x0.device))
         if self.lead_channel:
             if lead is None or lead.shape != x0.shape[:1]:
@@ -329,7 +343,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
                  boundary_now: torch.Tensor | None = None) -> torch.Tensor:
         """One regional step in physical units on D: [B, C, h, w] (``boundary_now``, g_t, for
         the ``tendency`` base only)."""
-        output = self.network_output(model, x0, time_ns, boundary_next, lead)
+        output = self.network_output(model, x0, time_ns, boundary_next, lead, boundary_now)
         f, base = self.residual_base(output, x0, boundary_next, boundary_now)
         return self.with_margin(self.to_physical(f, base), boundary_next)
 
@@ -464,7 +478,7 @@ class WeatherRegionalTask(WeatherGlobalTask):
 
     def _trained_step(self, model, x, time_ns, boundary_next, lead, target, boundary_now):
         """One trained step: (its objective against ``target``, the next state with margin)."""
-        output = self.network_output(model, x, time_ns, boundary_next, lead)
+        output = self.network_output(model, x, time_ns, boundary_next, lead, boundary_now)
         f, base = self.residual_base(output, x, boundary_next, boundary_now)
         # the gate's gradient flows through the base: the term is x̂'s error in σ_Δ units
         term = self.objective(f, self.normalised_target(base, target))

@@ -572,13 +572,42 @@ def test_residual_base_tendency_relaxes_the_state_and_adds_the_global_change(wor
     assert task.checkpoint_meta()["regional"]["residual_base"] == "tendency"
 
 
+def test_tendency_input_is_the_global_change_over_the_step_in_sigma_delta_units(world):
+    """regional.tendency_input: the input carries C more channels after g's, (g_{t+Δt} −
+    g_t)/σ_Δ, with g_t the global forecast valid at the step's start (lead 0 at the first
+    step: the interpolated analysis); a step without g_t is refused."""
+    task = _task(world, residual_base="tendency", tendency_input=True)
+    c, seen = len(task.channels), []
+    assert task.model_config().in_channels == 3 * c + len(task.forcings)
+
+    class Recorder(torch.nn.Module):
+        def forward(self, inputs, graph):
+            seen.append(inputs)
+            return torch.zeros(inputs.shape[0], inputs.shape[1], 3 * c)
+
+    x, y, t, b, lead = task.train_dataset()[0]
+    task.loss(Recorder(), (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
+    change = seen[0][0, :, 2 * c:3 * c].numpy().astype(np.float64)  # [N, C]
+    g0, g1 = (a.numpy().astype(np.float64) for a in (b[0], b[1]))
+    want = ((g1 - g0) / task.diff_std.numpy()[:, None, None]).reshape(c, -1).T
+    np.testing.assert_allclose(change, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    # the next channels are the forcings, not more of g
+    torch.testing.assert_close(seen[0][0, :, 3 * c:3 * c + 1],
+                               task.forcing(t[None])[0, :, :1].to(seen[0].dtype))
+    x0 = task.with_margin(x[-1:], b[0:1])
+    with pytest.raises(ValueError, match="tendency_input"):
+        task.network_output(Recorder(), x0, t[None], b[1:2], lead[1:2])
+
+
 def test_without_boundary_the_model_sees_the_box_alone(world):
     from graphs import build_graph
     from pipeline.ingest import open_prepared
     from pipeline.regional_stages import regional_graph_spec
 
-    # as the reproduction's ablation: the nested config with boundary off (no g: no gate)
-    cfg = regional_cfg(world["root"], boundary=False, residual_base="gated")
+    # as the reproduction's ablation: the nested config with boundary off (no g: no gates,
+    # no g change)
+    cfg = regional_cfg(world["root"], boundary=False, residual_base="tendency",
+                       tendency_input=True)
     reg = open_prepared(world["inputs"]["regional"])
     spec = regional_graph_spec(cfg, reg.lat, reg.lon)
     inputs = {**world["inputs"], "graph": str(world["root"] / "box_graph.pt")}

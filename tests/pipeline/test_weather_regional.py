@@ -488,6 +488,26 @@ def test_residual_base_boundary_adds_the_output_to_the_global_forecast(world):
     assert on_g.checkpoint_meta()["regional"]["residual_base"] == "boundary"
 
 
+def _assert_forecast_on_base(task, xhat, f, base, g_next):
+    """x̂ = b + σ_Δ f inside the box (f [N, C], b [C, h, w] float64) and g on the margin."""
+    step = (f.T * task.diff_std.numpy()[:, None]).reshape(base.shape)
+    interior = task.interior
+    np.testing.assert_allclose(xhat[0].numpy()[:, interior], (base + step)[:, interior],
+                               rtol=1e-5, atol=1e-5 * np.abs(base).max())
+    np.testing.assert_array_equal(xhat[0].numpy()[:, ~interior], g_next.numpy()[:, ~interior])
+
+
+def _assert_loss_on_base(task, model, sample, f, base):
+    """The loss, by hand: area × channel weighted MSE of f against (y − b)/σ_Δ; returns it."""
+    x, y, t, b, lead = sample
+    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
+    want = ((y[0].numpy().astype(np.float64) - base) / task.diff_std.numpy()[:, None, None])
+    err = (f - want.reshape(f.shape[1], -1).T) ** 2
+    expected = (err * task.node_weight.numpy()[:, None] * task.channel_weight.numpy()).mean()
+    np.testing.assert_allclose(loss.item(), expected, rtol=1e-4)
+    return loss
+
+
 def test_residual_base_gated_blends_state_and_global_forecast_per_node_and_variable(world):
     """regional.residual_base gated: the network outputs f and gate logits h (2C channels);
     inside the box x̂ = x_t + γ ⊙ (g_{t+Δt} − x_t) + σ_Δ f, γ = 1/(1 + e^−h); the loss is f
@@ -506,17 +526,8 @@ def test_residual_base_gated_blends_state_and_global_forecast_per_node_and_varia
     assert 0.01 < gamma.min() and gamma.max() < 0.99  # a real blend, not one base
     s0, g1 = x0[0].numpy().astype(np.float64), b[1].numpy().astype(np.float64)
     base = s0 + gamma * (g1 - s0)
-    step = (f.T * task.diff_std.numpy()[:, None]).reshape(x0.shape[1:])
-    interior = task.interior
-    np.testing.assert_allclose(xhat[0].numpy()[:, interior], (base + step)[:, interior],
-                               rtol=1e-5, atol=1e-5 * np.abs(base).max())
-    np.testing.assert_array_equal(xhat[0].numpy()[:, ~interior], b[1].numpy()[:, ~interior])
-    # the loss, by hand: area × channel weighted MSE of f against (y − b)/σ_Δ
-    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
-    want = ((y[0].numpy().astype(np.float64) - base) / task.diff_std.numpy()[:, None, None])
-    err = (f - want.reshape(c, -1).T) ** 2
-    expected = (err * task.node_weight.numpy()[:, None] * task.channel_weight.numpy()).mean()
-    np.testing.assert_allclose(loss.item(), expected, rtol=1e-4)
+    _assert_forecast_on_base(task, xhat, f, base, b[1])
+    loss = _assert_loss_on_base(task, model, (x, y, t, b, lead), f, base)
     loss.backward()
     head = model.decoder.head[-1]
     assert head.weight.grad[c:].abs().sum() > 0 and head.bias.grad[c:].abs().sum() > 0
@@ -544,19 +555,10 @@ def test_residual_base_tendency_relaxes_the_state_and_adds_the_global_change(wor
     assert 0.01 < min(alpha.min(), gamma.min()) and max(alpha.max(), gamma.max()) < 0.99
     s0, g0, g1 = (a.numpy().astype(np.float64) for a in (x0[0], b[0], b[1]))
     base = s0 + alpha * (g1 - g0) + gamma * (g0 - s0)
-    step = (f.T * task.diff_std.numpy()[:, None]).reshape(x0.shape[1:])
-    interior = task.interior
-    np.testing.assert_allclose(xhat[0].numpy()[:, interior], (base + step)[:, interior],
-                               rtol=1e-5, atol=1e-5 * np.abs(base).max())
-    np.testing.assert_array_equal(xhat[0].numpy()[:, ~interior], b[1].numpy()[:, ~interior])
+    _assert_forecast_on_base(task, xhat, f, base, b[1])
     with pytest.raises(ValueError, match="valid at its start"):
         task.forecast(model, x0, t[None], b[1:2], lead[1:2])
-    # the loss, by hand: area × channel weighted MSE of f against (y − b)/σ_Δ
-    loss, _ = task.loss(model, (x[None], y[None], t[None], b[None], lead[None]), "cpu", step=0)
-    want = ((y[0].numpy().astype(np.float64) - base) / task.diff_std.numpy()[:, None, None])
-    err = (f - want.reshape(c, -1).T) ** 2
-    expected = (err * task.node_weight.numpy()[:, None] * task.channel_weight.numpy()).mean()
-    np.testing.assert_allclose(loss.item(), expected, rtol=1e-4)
+    loss = _assert_loss_on_base(task, model, (x, y, t, b, lead), f, base)
     loss.backward()
     head = model.decoder.head[-1]
     for gate in (slice(c, 2 * c), slice(2 * c, 3 * c)):

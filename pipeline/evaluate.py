@@ -11,6 +11,15 @@ from pipeline.tasks import build_task
 def evaluate_checkpoint(checkpoint: Path, inputs: dict[str, str], out: Path, *,
                         max_samples: int, evaluate_cfg: dict | None = None) -> dict:
     """Rebuild the task from the checkpoint's own config, check it fits the data, score it."""
+    task, model = load_checkpoint_task(checkpoint, inputs, evaluate_cfg)
+    return task.evaluate(model, out, max_samples)
+
+
+def load_checkpoint_task(checkpoint: Path, inputs: dict[str, str],
+                         evaluate_cfg: dict | None = None):
+    """(task, model): the task rebuilt from the checkpoint's own config (its ``evaluate``
+    section replaced by ``evaluate_cfg`` if given) on ``inputs``, checked to fit the data,
+    and the model with the checkpoint's weights."""
     meta = ckpt_io.read_meta(checkpoint)
     cfg = dict(meta["config"])
     if evaluate_cfg is not None:
@@ -21,4 +30,4 @@ def evaluate_checkpoint(checkpoint: Path, inputs: dict[str, str], out: Path, *,
                              graph_spec_hash=own["graph_spec_hash"], where=f"data {inputs}")
     model = task.build_model()
     model.load_state_dict(ckpt_io.load_state(checkpoint)["model"])
-    return task.evaluate(model, out, max_samples)
+    return task, model

@@ -191,6 +191,19 @@ class RegionalRolloutWindows(Dataset):
         return self.truth.times[self.samples[:, 1]]
 
 
+@dataclasses.dataclass
+class EvaluationWindows:
+    """Where a regional evaluation's forecasts start (`WeatherRegionalTask.forecast_windows`):
+    the frozen global model, the global and regional windows of the period, regional index by
+    time (ns), the initial times (indices into ``glob``) and the leads K."""
+    driver: object
+    glob: WeatherWindows
+    reg: RegionalWindows
+    position: dict[int, int]
+    inits: list[int]
+    k_max: int
+
+
 class WeatherRegionalTask(WeatherGlobalTask):
     name = "weather_regional"
     collate_fn = None  # torch's default_collate: stacks the four parts of each sample
@@ -496,54 +509,80 @@ class WeatherRegionalTask(WeatherGlobalTask):
         return meta
 
     # -- evaluation ------------------------------------------------------------------------------
+    def forecast_windows(self, split: str, max_samples: int) -> EvaluationWindows:
+        """The initial times of ``data.periods[split]`` ("test", "val": every
+        ``evaluate.init_stride``-th global window with ``evaluate.lead_steps`` leads inside the
+        period that is also a regional time, at most ``max_samples``) and the frozen global
+        model that drives them."""
+        from pipeline.boundary import GlobalDriver
+
+        k_max = self.cfg["evaluate"]["lead_steps"]
+        period = tuple(str(t) for t in self.cfg["data"]["periods"][split])
+        with tempfile.TemporaryDirectory() as cache:  # the global graph, rebuilt from its spec
+            driver = GlobalDriver(self.regional_cfg.global_checkpoint, self.inputs["prepared"],
+                                  self.lat, self.lon, cache)
+        history = driver.forecaster.task.input_states
+        glob = WeatherWindows(self.inputs["prepared"], period, history=history,
+                              lead_steps=k_max)
+        reg = RegionalWindows(self.inputs["regional"], None, period, k_max, self.rows, self.cols)
+        position = {int(t): i for i, t in enumerate(reg.times.astype(np.int64))}
+        inits = [i for i in range(0, len(glob), self.cfg["evaluate"].get("init_stride", 1))
+                 if int(glob.times[i].astype(np.int64)) in position][:max_samples]
+        if not inits:
+            raise DataError(self.inputs["regional"], f"periods.{split}", f"an initial time with "
+                            f"{k_max} lead steps inside {list(period)}", "none")
+        return EvaluationWindows(driver, glob, reg, position, inits, k_max)
+
+    @torch.no_grad()
+    def forecast_batches(self, model, windows: EvaluationWindows, batch: int = 8):
+        """The forecasts from ``windows``' initial times, ``batch`` at a time: yields (t0 [B]
+        int64 ns, x0 [B, C, h, w] the regional analysis, truth [B, K, C, h, w], g [B, K, C, h,
+        w] the global rollout interpolated to the domain, forecasts [B, K, C, h, w] the
+        regional model's rollout driven by g), K = ``evaluate.lead_steps``, on the domain."""
+        model.eval()
+        w = windows
+        for a in range(0, len(w.inits), batch):
+            states = [w.glob[i] for i in w.inits[a:a + batch]]
+            g_states = torch.stack([s[0] for s in states])  # [B, S, C, H, W]
+            t0 = torch.stack([s[2] for s in states])  # [B]
+            samples = [w.reg[w.position[int(t)]] for t in t0.tolist()]
+            x0 = torch.stack([s[0][-1] for s in samples])  # [B, C, h, w]
+            truth = torch.stack([s[1] for s in samples])  # [B, K, C, h, w]
+            g = w.driver.rollout_on_region(g_states, t0, w.k_max)  # [B, K, C, h, w]
+            forecasts = self.rollout(model, x0, w.driver.interpolate(g_states[:, -1]), g, t0)
+            yield t0, x0, truth, g, forecasts
+
+    def box(self, a):
+        """The box inside the domain: [..., h, w] → [..., h_box, w_box]."""
+        return a[..., self.box_rows, :][..., self.box_cols]
+
+    def box_climatology(self, clim, valid_ns: np.ndarray) -> np.ndarray:
+        """The climatology at valid times [B] inside the box: [B, C, h_box, w_box]."""
+        rows, cols = self.rows[self.box_rows], self.cols[self.box_cols]
+        return clim.at(valid_ns, self.channels)[..., rows, :][..., cols]
+
     @torch.no_grad()
     def evaluate(self, model, out_dir: Path, max_samples: int) -> dict:
         """Rollouts from every ``init_stride``-th test time: the regional model (driven by the
         global model's rollout from the same analysis), the global forecast interpolated,
         persistence and the regional climatology, scored inside the box per lead."""
-        from pipeline.boundary import GlobalDriver
         from pipeline.climatology import open_climatology
         from pipeline.metrics import LeadTimeScores
         from pipeline.scorecard import Scores, write_scorecard
 
-        model.eval()
         out_dir = Path(out_dir)
-        ev, periods = self.cfg["evaluate"], self.cfg["data"]["periods"]
-        k_max = ev["lead_steps"]
-        test = tuple(str(t) for t in periods["test"])
-        with tempfile.TemporaryDirectory() as cache:  # the global graph, rebuilt from its spec
-            driver = GlobalDriver(self.regional_cfg.global_checkpoint, self.inputs["prepared"],
-                                  self.lat, self.lon, cache)
-        history = driver.forecaster.task.input_states
-        glob = WeatherWindows(self.inputs["prepared"], test, history=history, lead_steps=k_max)
-        reg = RegionalWindows(self.inputs["regional"], None, test, k_max, self.rows, self.cols)
-        position = {int(t): i for i, t in enumerate(reg.times.astype(np.int64))}
-        inits = [i for i in range(0, len(glob), ev.get("init_stride", 1))
-                 if int(glob.times[i].astype(np.int64)) in position][:max_samples]
-        if not inits:
-            raise DataError(self.inputs["regional"], "periods.test", f"an initial time with "
-                            f"{k_max} lead steps inside {list(test)}", "none")
+        test = tuple(str(t) for t in self.cfg["data"]["periods"]["test"])
+        windows = self.forecast_windows("test", max_samples)
+        k_max, glob, inits, driver = windows.k_max, windows.glob, windows.inits, windows.driver
         clim = open_climatology(self.inputs["regional_climatology"])
-        store_rows, store_cols = self.rows[self.box_rows], self.cols[self.box_cols]
-        box = lambda a: a[..., self.box_rows, :][..., self.box_cols]  # noqa: E731
+        box = self.box
         names = ["model", "global_interpolated", "persistence", "climatology"]
         box_lat = self.lat[self.box_rows]
         scores = {n: LeadTimeScores(box_lat, k_max, len(self.channels)) for n in names}
         dt = round(self.step_hours * 3.6e12)
-        batch = 8
-        for a in range(0, len(inits), batch):
-            idx = inits[a:a + batch]
-            windows = [glob[i] for i in idx]
-            g_states = torch.stack([w[0] for w in windows])  # [B, S, C, H, W]
-            t0 = torch.stack([w[2] for w in windows])  # [B]
-            samples = [reg[position[int(t)]] for t in t0.tolist()]
-            x0 = torch.stack([s[0][-1] for s in samples])  # [B, C, h, w]
-            truth = torch.stack([s[1] for s in samples])  # [B, K, C, h, w]
-            g = driver.rollout_on_region(g_states, t0, k_max)  # [B, K, C, h, w]
-            forecasts = self.rollout(model, x0, driver.interpolate(g_states[:, -1]), g, t0)
+        for t0, x0, truth, g, forecasts in self.forecast_batches(model, windows):
             for k in range(k_max):
-                valid = (t0 + (k + 1) * dt).numpy()
-                c = clim.at(valid, self.channels)[..., store_rows, :][..., store_cols]
+                c = self.box_climatology(clim, (t0 + (k + 1) * dt).numpy())
                 o = box(truth[:, k]).numpy()
                 for name, f in (("model", box(forecasts[:, k]).numpy()),
                                 ("global_interpolated", box(g[:, k]).numpy()),

@@ -833,6 +833,36 @@ def test_forecast_writes_global_and_regional_rollouts_equal_to_the_task_steps(
     assert glob.sizes["latitude"] == 32 and glob.sizes["longitude"] == 64
 
 
+def test_calibration_rolls_out_the_run_as_its_evaluation_and_fits_on_the_validation_year(
+        world, regional_checkpoint, tmp_path):
+    """`benchmarks/regional_calibration.py` on a run laid out as the pipeline leaves it: its
+    uncalibrated test-period forecasts are the evaluate stage's (same RMSE), and its lines are
+    fitted on the period it is told (this world's validation day is too short for a 3-lead
+    forecast from 2 input states: the training days; refitting on the test period changes
+    them)."""
+    from benchmarks.regional_calibration import calibrated_scores
+    from pipeline.evaluate import evaluate_checkpoint
+    from pipeline.stages import CHECKPOINT
+
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    for name in ("ingest", "graph", "boundary"):
+        (run / name).symlink_to(world["root"] / name)
+    (run / "train" / CHECKPOINT).symlink_to(regional_checkpoint)
+    evaluate_checkpoint(regional_checkpoint, world["inputs"], run / "evaluate", max_samples=100)
+    out = calibrated_scores(run, fit_split="train")
+    assert out["raw_vs_stored"] < 1e-9
+    insample = calibrated_scores(run, fit_split="test")  # fitted in-sample: a different line
+    slopes = [(out["slope"][c]["18"], insample["slope"][c]["18"]) for c in out["slope"]]
+    assert all(np.isfinite(a) and np.isfinite(b) for a, b in slopes)
+    assert any(abs(a - b) > 1e-6 for a, b in slopes)
+    # fitted on the scored year itself, the line cannot do worse than the forecast on it
+    raw = __import__("json").loads((run / "evaluate" / "scores.json").read_text())["scores"]
+    for c in out["slope"]:
+        assert (insample["scores"]["scores"]["model"][c]["18"]["rmse"]
+                <= raw["model"][c]["18"]["rmse"] * (1 + 1e-9))
+
+
 def test_forecast_of_a_regional_checkpoint_needs_both_analyses(world, regional_checkpoint,
                                                                  tmp_path, capsys):
     from workflows.cli import main

@@ -18,7 +18,7 @@ same calibration applies to both arms and to the interpolated global forecast al
 
 Reads the reproduction's runs (`benchmarks/reproduce_regional.py`: RUN_ROOT/ARM/seedN with
 their train checkpoint), rolls each out over the validation and test years as its evaluate
-stage does (`WeatherRegionalTask.forecast_batches`), and prints per arm the calibrated RMSE
+stage does (`WeatherRegionalTask.box_fields`), and prints per arm the calibrated RMSE
 inside the box (mean ± std over seeds), the uncalibrated RMSE's largest relative difference
 from the run's own scores.json (the same forecasts: it should be 0), the reproduction's claim
 checks on the calibrated forecasts, and one JSON line.
@@ -99,32 +99,33 @@ def calibrated_scores(run_dir: Path, fit_split: str = "val") -> dict:
     max_samples = task.cfg["evaluate"]["max_samples"]
     k_max, n_c = task.cfg["evaluate"]["lead_steps"], len(task.channels)
     box_lat = task.lat[task.box_rows]
-    dt = round(task.step_hours * 3.6e12)
     names = ("model", "global_interpolated")
     fits = {n: LinearCalibration(box_lat, k_max, n_c) for n in names}
     raw = {n: LeadTimeScores(box_lat, k_max, n_c) for n in names}
     cal = {n: LeadTimeScores(box_lat, k_max, n_c) for n in names}
-    def forecasts(split: str):
-        """(lead k, forecaster, f, o, c) inside the box for every forecast of ``split``."""
-        windows = task.forecast_windows(split, max_samples)
-        for t0, _, truth, g, regional in task.forecast_batches(model, windows):
-            for k in range(k_max):
-                c = task.box_climatology(clim, (t0 + (k + 1) * dt).numpy())
-                o = task.box(truth[:, k]).numpy()
-                yield k, "model", task.box(regional[:, k]).numpy(), o, c
-                yield k, "global_interpolated", task.box(g[:, k]).numpy(), o, c
 
-    for k, name, f, o, c in forecasts(fit_split):
+    def fields(split: str):
+        """(lead k, forecaster, f, o, c) inside the box, as the evaluation scores them."""
+        windows = task.forecast_windows(split, max_samples)
+        for k, o, c, forecasts in task.box_fields(model, windows, clim):
+            for name in names:
+                yield k, name, forecasts[name], o, c
+
+    for k, name, f, o, c in fields(fit_split):
         fits[name].add(k, f, o, c)
-    for k, name, f, o, c in forecasts("test"):
+    for k, name, f, o, c in fields("test"):
         raw[name].add(k, f, o, c)
         cal[name].add(k, fits[name].apply(k, f, c), o, c)
     leads = [f"{task.step_hours * (k + 1):g}" for k in range(k_max)]
 
     def as_dict(scores: dict) -> dict:
-        return {n: {ch: {lead: {"rmse": float(s.rmse()[k, i]), "acc": float(s.acc()[k, i])}
-                         for k, lead in enumerate(leads)}
-                    for i, ch in enumerate(task.channels)} for n, s in scores.items()}
+        out = {}
+        for n, s in scores.items():
+            rmse, acc = s.rmse(), s.acc()  # [K, C]
+            out[n] = {ch: {lead: {"rmse": float(rmse[k, i]), "acc": float(acc[k, i])}
+                           for k, lead in enumerate(leads)}
+                      for i, ch in enumerate(task.channels)}
+        return out
 
     stored = json.loads((run_dir / "evaluate" / "scores.json").read_text())["scores"]
     unc = as_dict(raw)

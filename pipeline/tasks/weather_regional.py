@@ -552,6 +552,20 @@ class WeatherRegionalTask(WeatherGlobalTask):
             forecasts = self.rollout(model, x0, w.driver.interpolate(g_states[:, -1]), g, t0)
             yield t0, x0, truth, g, forecasts
 
+    def box_fields(self, model, windows: EvaluationWindows, clim):
+        """What the evaluation scores, per batch and lead k inside the box (numpy [B, C,
+        h_box, w_box]): yields (k, the truth o, the climatology c at the valid time,
+        {"model", "global_interpolated", "persistence": the forecasts})."""
+        dt = round(self.step_hours * 3.6e12)
+        for t0, x0, truth, g, forecasts in self.forecast_batches(model, windows):
+            persistence = self.box(x0).numpy()
+            for k in range(windows.k_max):
+                yield (k, self.box(truth[:, k]).numpy(),
+                       self.box_climatology(clim, (t0 + (k + 1) * dt).numpy()),
+                       {"model": self.box(forecasts[:, k]).numpy(),
+                        "global_interpolated": self.box(g[:, k]).numpy(),
+                        "persistence": persistence})
+
     def box(self, a):
         """The box inside the domain: [..., h, w] → [..., h_box, w_box]."""
         return a[..., self.box_rows, :][..., self.box_cols]
@@ -575,19 +589,12 @@ class WeatherRegionalTask(WeatherGlobalTask):
         windows = self.forecast_windows("test", max_samples)
         k_max, glob, inits, driver = windows.k_max, windows.glob, windows.inits, windows.driver
         clim = open_climatology(self.inputs["regional_climatology"])
-        box = self.box
         names = ["model", "global_interpolated", "persistence", "climatology"]
         box_lat = self.lat[self.box_rows]
         scores = {n: LeadTimeScores(box_lat, k_max, len(self.channels)) for n in names}
-        dt = round(self.step_hours * 3.6e12)
-        for t0, x0, truth, g, forecasts in self.forecast_batches(model, windows):
-            for k in range(k_max):
-                c = self.box_climatology(clim, (t0 + (k + 1) * dt).numpy())
-                o = box(truth[:, k]).numpy()
-                for name, f in (("model", box(forecasts[:, k]).numpy()),
-                                ("global_interpolated", box(g[:, k]).numpy()),
-                                ("persistence", box(x0).numpy()), ("climatology", c)):
-                    scores[name].add(k, f, o, c)
+        for k, o, c, fields in self.box_fields(model, windows, clim):
+            for name, f in {**fields, "climatology": c}.items():
+                scores[name].add(k, f, o, c)
         stack = lambda m: np.stack([getattr(scores[n], m)() for n in names])  # noqa: E731
         to_str = lambda i: str(glob.times[i])  # noqa: E731
         result = Scores(

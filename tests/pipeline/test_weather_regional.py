@@ -840,6 +840,8 @@ def test_calibration_rolls_out_the_run_as_its_evaluation_and_fits_on_the_validat
     fitted on the period it is told (this world's validation day is too short for a 3-lead
     forecast from 2 input states: the training days; refitting on the test period changes
     them)."""
+    import json
+
     from benchmarks.regional_calibration import calibrated_scores
     from pipeline.evaluate import evaluate_checkpoint
     from pipeline.stages import CHECKPOINT
@@ -857,7 +859,7 @@ def test_calibration_rolls_out_the_run_as_its_evaluation_and_fits_on_the_validat
     assert all(np.isfinite(a) and np.isfinite(b) for a, b in slopes)
     assert any(abs(a - b) > 1e-6 for a, b in slopes)
     # fitted on the scored year itself, the line cannot do worse than the forecast on it
-    raw = __import__("json").loads((run / "evaluate" / "scores.json").read_text())["scores"]
+    raw = json.loads((run / "evaluate" / "scores.json").read_text())["scores"]
     for c in out["slope"]:
         assert (insample["scores"]["scores"]["model"][c]["18"]["rmse"]
                 <= raw["model"][c]["18"]["rmse"] * (1 + 1e-9))
